@@ -166,7 +166,9 @@ type Store interface {
 	// Compact discards history older than rev. Reads and watches at older
 	// revisions then fail with ErrCompacted.
 	Compact(ctx context.Context, rev int64) error
-	// CompactedRevision is the oldest revision still readable, minus one.
+	// CompactedRevision is the revision of the last compaction: reads at it
+	// still work, reads before it fail with ErrCompacted, and a watch must
+	// start after it.
 	CompactedRevision(ctx context.Context) (int64, error)
 	Close() error
 }
