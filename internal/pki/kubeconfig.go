@@ -1,0 +1,57 @@
+package pki
+
+import (
+	"crypto"
+	"fmt"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// KubeconfigName names the cluster, user and context WriteKubeconfig writes.
+const KubeconfigName = "trellis"
+
+// WriteKubeconfig writes an admin kubeconfig for server (e.g.
+// "https://127.0.0.1:6443") to path, mode 0600. Everything is embedded
+// (certificate-authority-data, client-certificate-data, client-key-data), so
+// the file keeps working if the PKI directory moves. The write is atomic:
+// a kubectl reading the file concurrently sees the old or the new config.
+//
+// The CA data is the generated CA, or for a user-provided serving
+// certificate the self-signed top of its chain; when neither applies it is
+// omitted and clients fall back to the system roots.
+func WriteKubeconfig(path, server string, b *Bundle) error {
+	var certPEM []byte
+	for _, der := range b.Admin.Certificate {
+		certPEM = append(certPEM, encodeCert(der)...)
+	}
+	key, ok := b.Admin.PrivateKey.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("pki: kubeconfig %s: bundle has no admin private key", path)
+	}
+	keyPEM, err := encodePrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("pki: kubeconfig %s: %w", path, err)
+	}
+
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[KubeconfigName] = &clientcmdapi.Cluster{
+		Server:                   server,
+		CertificateAuthorityData: b.serverCAPEM(),
+	}
+	cfg.AuthInfos[KubeconfigName] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: certPEM,
+		ClientKeyData:         keyPEM,
+	}
+	cfg.Contexts[KubeconfigName] = &clientcmdapi.Context{
+		Cluster:  KubeconfigName,
+		AuthInfo: KubeconfigName,
+	}
+	cfg.CurrentContext = KubeconfigName
+
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return fmt.Errorf("pki: kubeconfig %s: %w", path, err)
+	}
+	return writeFileAtomic(path, data, 0o600)
+}
