@@ -21,15 +21,7 @@ const KubeconfigName = "trellis"
 // certificate the self-signed top of its chain; when neither applies it is
 // omitted and clients fall back to the system roots.
 func WriteKubeconfig(path, server string, b *Bundle) error {
-	var certPEM []byte
-	for _, der := range b.Admin.Certificate {
-		certPEM = append(certPEM, encodeCert(der)...)
-	}
-	key, ok := b.Admin.PrivateKey.(crypto.Signer)
-	if !ok {
-		return fmt.Errorf("pki: kubeconfig %s: bundle has no admin private key", path)
-	}
-	keyPEM, err := encodePrivateKey(key)
+	certPEM, keyPEM, err := b.AdminPEM()
 	if err != nil {
 		return fmt.Errorf("pki: kubeconfig %s: %w", path, err)
 	}
@@ -55,3 +47,20 @@ func WriteKubeconfig(path, server string, b *Bundle) error {
 	}
 	return writeFileAtomic(path, data, 0o600)
 }
+
+// AdminPEM returns the admin client certificate chain and key as PEM.
+func (b *Bundle) AdminPEM() (certPEM, keyPEM []byte, err error) {
+	for _, der := range b.Admin.Certificate {
+		certPEM = append(certPEM, encodeCert(der)...)
+	}
+	key, ok := b.Admin.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("bundle has no admin private key")
+	}
+	keyPEM, err = encodePrivateKey(key)
+	return certPEM, keyPEM, err
+}
+
+// ServerCAPEM is the CA clients should trust for the serving certificate
+// (nil means the system roots).
+func (b *Bundle) ServerCAPEM() []byte { return b.serverCAPEM() }

@@ -1,0 +1,149 @@
+// Package auth authenticates requests: client certificates verified
+// against the client CA, bearer tokens from a static token file, and the
+// server's own loopback token.
+package auth
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// User is an authenticated identity.
+type User struct {
+	Name   string
+	UID    string
+	Groups []string
+	Extra  map[string][]string
+}
+
+type userKey struct{}
+
+// WithUser stores u in ctx.
+func WithUser(ctx context.Context, u *User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
+
+// UserFrom returns the authenticated user, or nil.
+func UserFrom(ctx context.Context) *User {
+	u, _ := ctx.Value(userKey{}).(*User)
+	return u
+}
+
+// Authenticator identifies the caller of a request. ok=false means "no
+// credentials I recognise"; err means credentials were presented and are
+// invalid.
+type Authenticator interface {
+	Authenticate(r *http.Request) (u *User, ok bool, err error)
+}
+
+// Chain tries each authenticator in turn.
+type Chain []Authenticator
+
+func (c Chain) Authenticate(r *http.Request) (*User, bool, error) {
+	var firstErr error
+	for _, a := range c {
+		u, ok, err := a.Authenticate(r)
+		if ok {
+			return u, true, nil
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, false, firstErr
+}
+
+// ClientCert authenticates by the verified client certificate: the
+// subject's common name is the user, its organizations the groups.
+type ClientCert struct{}
+
+func (ClientCert) Authenticate(r *http.Request) (*User, bool, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil, false, nil
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	if leaf.Subject.CommonName == "" {
+		return nil, false, fmt.Errorf("client certificate has no common name")
+	}
+	groups := append([]string(nil), leaf.Subject.Organization...)
+	return &User{Name: leaf.Subject.CommonName, Groups: withAuthenticated(groups)}, true, nil
+}
+
+// Tokens authenticates bearer tokens from a fixed table.
+type Tokens map[string]*User
+
+func (t Tokens) Authenticate(r *http.Request) (*User, bool, error) {
+	token, ok := bearerToken(r)
+	if !ok {
+		return nil, false, nil
+	}
+	if u, found := t[token]; found {
+		return u, true, nil
+	}
+	return nil, false, fmt.Errorf("invalid bearer token")
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	token := strings.TrimSpace(h[len(prefix):])
+	return token, token != ""
+}
+
+// LoadTokenFile reads kube-apiserver's --token-auth-file format: CSV
+// lines of token,user,uid[,"group1,group2"].
+func LoadTokenFile(path string) (Tokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	r.TrimLeadingSpace = true
+	tokens := Tokens{}
+	for line := 1; ; line++ {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("token file %s: %w", path, err)
+		}
+		if len(rec) == 0 || strings.HasPrefix(rec[0], "#") {
+			continue
+		}
+		if len(rec) < 3 {
+			return nil, fmt.Errorf("token file %s line %d: want token,user,uid[,groups]", path, line)
+		}
+		u := &User{Name: rec[1], UID: rec[2]}
+		if len(rec) > 3 && rec[3] != "" {
+			for _, g := range strings.Split(rec[3], ",") {
+				u.Groups = append(u.Groups, strings.TrimSpace(g))
+			}
+		}
+		u.Groups = withAuthenticated(u.Groups)
+		if _, dup := tokens[rec[0]]; dup {
+			return nil, fmt.Errorf("token file %s line %d: duplicate token", path, line)
+		}
+		tokens[rec[0]] = u
+	}
+	return tokens, nil
+}
+
+func withAuthenticated(groups []string) []string {
+	for _, g := range groups {
+		if g == "system:authenticated" {
+			return groups
+		}
+	}
+	return append(groups, "system:authenticated")
+}

@@ -1,0 +1,175 @@
+package handler
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/trellis-project/trellis/internal/resource"
+)
+
+func schemaGR() schema.GroupResource { return schema.GroupResource{} }
+
+// decodeStored turns stored bytes into an object of the descriptor's served
+// version, with resourceVersion set from the store's revision.
+func (rc *reqCtx) decodeStored(raw []byte, rev int64) (runtime.Object, error) {
+	return decodeStored(rc.d, raw, rev)
+}
+
+func decodeStored(d *resource.Descriptor, raw []byte, rev int64) (runtime.Object, error) {
+	obj, err := decodeInto(d, raw, d.StorageVersion)
+	if err != nil {
+		return nil, fmt.Errorf("decode stored %s: %w", d.Resource, err)
+	}
+	if obj, err = d.Strategy.FromStorage(obj); err != nil {
+		return nil, err
+	}
+	obj.GetObjectKind().SetGroupVersionKind(d.GroupVersionKind())
+	if rev > 0 {
+		if m, err := meta.Accessor(obj); err == nil {
+			m.SetResourceVersion(strconv.FormatInt(rev, 10))
+		}
+	}
+	return obj, nil
+}
+
+// decodeInto unmarshals JSON into a new object of the descriptor's kind in
+// version gv (the served version when gv is the served one).
+func decodeInto(d *resource.Descriptor, raw []byte, gv schema.GroupVersion) (runtime.Object, error) {
+	var obj runtime.Object
+	if gv == d.GroupVersion() {
+		obj = d.Strategy.New()
+	} else {
+		var err error
+		if obj, err = newObjectIn(d, gv); err != nil {
+			return nil, err
+		}
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+		return nil, err
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gv.WithKind(d.Kind))
+	return obj, nil
+}
+
+// newObjectIn makes an empty object of kind d.Kind in gv through the
+// strategy's scheme-backed New, converted to another version.
+func newObjectIn(d *resource.Descriptor, gv schema.GroupVersion) (runtime.Object, error) {
+	if n, ok := d.Strategy.(interface {
+		NewIn(schema.GroupVersion) (runtime.Object, error)
+	}); ok {
+		return n.NewIn(gv)
+	}
+	return nil, fmt.Errorf("no type for %s in %s", d.Kind, gv)
+}
+
+// encodeJSON encodes an object for storage or for a response.
+func encodeJSON(obj any) ([]byte, error) {
+	return json.Marshal(obj)
+}
+
+// writeRaw writes an already encoded JSON object, converting to YAML if
+// the client asked for it.
+func writeRaw(w http.ResponseWriter, code int, out output, raw []byte) {
+	if out.yaml {
+		y, err := yaml.JSONToYAML(raw)
+		if err == nil {
+			w.Header().Set("Content-Type", "application/yaml")
+			w.WriteHeader(code)
+			w.Write(y)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(raw)
+	if len(raw) == 0 || raw[len(raw)-1] != '\n' {
+		w.Write([]byte("\n"))
+	}
+}
+
+// writeObject encodes obj and writes it.
+func writeObject(w http.ResponseWriter, r *http.Request, code int, out output, obj any) {
+	raw, err := encodeJSON(obj)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeRaw(w, code, out, raw)
+}
+
+// partialMetadata strips an object down to its type and object metadata.
+func partialMetadata(obj runtime.Object, metaVersion string) (*metav1.PartialObjectMetadata, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	p := &metav1.PartialObjectMetadata{}
+	p.APIVersion = metav1.SchemeGroupVersion.Group + "/" + metaVersion
+	p.Kind = "PartialObjectMetadata"
+	om := metav1.ObjectMeta{
+		Name: m.GetName(), GenerateName: m.GetGenerateName(), Namespace: m.GetNamespace(),
+		UID: m.GetUID(), ResourceVersion: m.GetResourceVersion(), Generation: m.GetGeneration(),
+		CreationTimestamp: m.GetCreationTimestamp(), DeletionTimestamp: m.GetDeletionTimestamp(),
+		DeletionGracePeriodSeconds: m.GetDeletionGracePeriodSeconds(), Labels: m.GetLabels(),
+		Annotations: m.GetAnnotations(), OwnerReferences: m.GetOwnerReferences(),
+		Finalizers: m.GetFinalizers(), ManagedFields: m.GetManagedFields(),
+	}
+	p.ObjectMeta = om
+	return p, nil
+}
+
+// objectMeta is the part of a stored object the fast paths look at.
+type objectMeta struct {
+	Metadata struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+}
+
+func peekMeta(raw []byte) (objectMeta, error) {
+	var m objectMeta
+	err := json.Unmarshal(raw, &m)
+	return m, err
+}
+
+// joinItems writes a list envelope around already encoded items.
+func joinItems(listKind, apiVersion string, lm metav1.ListMeta, items [][]byte) []byte {
+	metaJSON, _ := json.Marshal(lm)
+	size := 64 + len(metaJSON)
+	for _, it := range items {
+		size += len(it) + 1
+	}
+	var b bytes.Buffer
+	b.Grow(size)
+	b.WriteString(`{"kind":`)
+	writeJSONString(&b, listKind)
+	b.WriteString(`,"apiVersion":`)
+	writeJSONString(&b, apiVersion)
+	b.WriteString(`,"metadata":`)
+	b.Write(metaJSON)
+	b.WriteString(`,"items":[`)
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(bytes.TrimRight(it, "\n"))
+	}
+	b.WriteString("]}\n")
+	return b.Bytes()
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	q, _ := json.Marshal(s)
+	b.Write(q)
+}

@@ -1,0 +1,131 @@
+package handler
+
+import (
+	"mime"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// outputKind is what the client asked the response body to be.
+type outputKind int
+
+const (
+	asObject outputKind = iota
+	asTable
+	asPartialMetadata
+)
+
+// output is the negotiated response format.
+type output struct {
+	kind outputKind
+	yaml bool
+	// metaVersion is the meta.k8s.io version of a Table or partial
+	// metadata response ("v1" or "v1beta1").
+	metaVersion string
+}
+
+// negotiate picks the first media type in Accept that Trellis can write.
+// Protobuf and CBOR are not served: an Accept that lists only them gets
+// 406, one that also lists JSON gets JSON.
+func negotiate(r *http.Request, isList bool) (output, error) {
+	accept := r.Header.Get("Accept")
+	if strings.TrimSpace(accept) == "" {
+		return output{}, nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		var out output
+		switch mt {
+		case "application/json", "application/*", "*/*":
+		case "application/yaml":
+			out.yaml = true
+		default:
+			continue
+		}
+		switch params["as"] {
+		case "":
+			if params["g"] != "" || params["v"] != "" {
+				continue
+			}
+			return out, nil
+		case "Table":
+			if params["g"] != metav1.GroupName || (params["v"] != "v1" && params["v"] != "v1beta1") {
+				continue
+			}
+			out.kind, out.metaVersion = asTable, params["v"]
+			return out, nil
+		case "PartialObjectMetadata", "PartialObjectMetadataList":
+			if params["g"] != metav1.GroupName || (params["v"] != "v1" && params["v"] != "v1beta1") {
+				continue
+			}
+			if (params["as"] == "PartialObjectMetadataList") != isList {
+				continue
+			}
+			out.kind, out.metaVersion = asPartialMetadata, params["v"]
+			return out, nil
+		}
+	}
+	return output{}, notAcceptable()
+}
+
+func notAcceptable() error {
+	return apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schemaGR(), "", "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io", 0, false)
+}
+
+// bodyFormat classifies a request body's Content-Type.
+type bodyFormat int
+
+const (
+	bodyJSON bodyFormat = iota
+	bodyYAML
+	bodyJSONPatch
+	bodyMergePatch
+	bodyStrategicMergePatch
+	bodyApplyPatch
+)
+
+func requestBodyFormat(r *http.Request, patch bool) (bodyFormat, error) {
+	ct := r.Header.Get("Content-Type")
+	mt := "application/json"
+	if ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return 0, unsupportedMediaType(ct, patch)
+		}
+	}
+	if patch {
+		switch mt {
+		case "application/json-patch+json":
+			return bodyJSONPatch, nil
+		case "application/merge-patch+json":
+			return bodyMergePatch, nil
+		case "application/strategic-merge-patch+json":
+			return bodyStrategicMergePatch, nil
+		case "application/apply-patch+yaml":
+			return bodyApplyPatch, nil
+		}
+		return 0, unsupportedMediaType(ct, patch)
+	}
+	switch mt {
+	case "application/json":
+		return bodyJSON, nil
+	case "application/yaml":
+		return bodyYAML, nil
+	}
+	return 0, unsupportedMediaType(ct, patch)
+}
+
+func unsupportedMediaType(ct string, patch bool) error {
+	accepted := "application/json, application/yaml"
+	if patch {
+		accepted = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+	}
+	return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schemaGR(), "",
+		"the body of the request was in an unknown format - accepted media types include: "+accepted, 0, false)
+}

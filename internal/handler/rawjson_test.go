@@ -1,0 +1,28 @@
+package handler
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestSetResourceVersion(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"kind":"ConfigMap","metadata":{"name":"a"}}`, `{"kind":"ConfigMap","metadata":{"resourceVersion":"42","name":"a"}}`},
+		{`{"metadata":{}}`, `{"metadata":{"resourceVersion":"42"}}`},
+		{`{"metadata":{"name":"a","resourceVersion":"7"},"data":{"x":"y"}}`, `{"metadata":{"name":"a","resourceVersion":"42"},"data":{"x":"y"}}`},
+		// A nested "metadata" key before the real one must not be touched.
+		{`{"data":{"metadata":{"a":"\"}"}},"metadata":{"name":"b"}}`, `{"data":{"metadata":{"a":"\"}"}},"metadata":{"resourceVersion":"42","name":"b"}}`},
+		{`{"spec":{"template":{"metadata":{"labels":{}}}},"metadata":{"labels":{"resourceVersion":"x"}}}`, `{"spec":{"template":{"metadata":{"labels":{}}}},"metadata":{"resourceVersion":"42","labels":{"resourceVersion":"x"}}}`},
+	} {
+		got := SetResourceVersion([]byte(tc.in), 42)
+		if string(got) != tc.want {
+			t.Errorf("SetResourceVersion(%s)\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("invalid JSON %s", got)
+		}
+	}
+	if got := SetResourceVersion([]byte(`{"kind":"x"}`), 1); got != nil {
+		t.Errorf("no metadata: got %s, want nil", got)
+	}
+}

@@ -1,0 +1,470 @@
+package handler
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/trellis-project/trellis/internal/store"
+)
+
+// readBody reads a request body up to kube-apiserver's limit.
+func (rc *reqCtx) readBody() ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(rc.r.Body, MaxRequestBodyBytes+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if len(body) > MaxRequestBodyBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxRequestBodyBytes))
+	}
+	return body, nil
+}
+
+// fieldValidation is the fieldValidation query parameter.
+func (rc *reqCtx) fieldValidation() (string, error) {
+	v := rc.r.URL.Query().Get("fieldValidation")
+	switch v {
+	case "":
+		return "Warn", nil
+	case "Ignore", "Warn", "Strict":
+		return v, nil
+	}
+	return "", apierrors.NewBadRequest(fmt.Sprintf("fieldValidation parameter unsupported: %s. Supported values are: Ignore, Warn, Strict", v))
+}
+
+func (rc *reqCtx) dryRun() (bool, error) {
+	for _, v := range rc.r.URL.Query()["dryRun"] {
+		if v != "All" {
+			return false, apierrors.NewBadRequest(fmt.Sprintf("Invalid dry run value: %q (supported: All)", v))
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// decodeBody decodes a JSON (or YAML) object of the served kind, honouring
+// fieldValidation: Strict turns unknown and duplicate fields into a 400,
+// Warn into Warning headers.
+func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, error) {
+	if format == bodyYAML {
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		body = j
+	}
+	validation, err := rc.fieldValidation()
+	if err != nil {
+		return nil, err
+	}
+	var tm metav1.TypeMeta
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &tm); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("couldn't get version/kind; json parse error: %v", err))
+	}
+	want := rc.d.GroupVersionKind()
+	if tm.APIVersion != "" && tm.APIVersion != want.GroupVersion().String() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", tm.APIVersion, want.GroupVersion()))
+	}
+	if tm.Kind != "" && tm.Kind != want.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", tm.Kind, want.Kind))
+	}
+	obj := rc.d.Strategy.New()
+	strictErrs, err := sigsjson.UnmarshalStrict(body, obj, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if len(strictErrs) > 0 {
+		switch validation {
+		case "Strict":
+			msgs := make([]string, len(strictErrs))
+			for i, e := range strictErrs {
+				msgs[i] = e.Error()
+			}
+			return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+		case "Warn":
+			for _, e := range strictErrs {
+				addWarning(rc.w, e.Error())
+			}
+		}
+	}
+	obj.GetObjectKind().SetGroupVersionKind(want)
+	return obj, nil
+}
+
+func addWarning(w http.ResponseWriter, msg string) {
+	w.Header().Add("Warning", `299 - `+strconv.Quote(msg))
+}
+
+// encodeForStorage converts to the storage version and encodes without a
+// resourceVersion.
+func (rc *reqCtx) encodeForStorage(obj runtime.Object) ([]byte, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	defer m.SetResourceVersion(rv)
+	stored, err := rc.d.Strategy.ToStorage(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if sm, err := meta.Accessor(stored); err == nil {
+		sm.SetResourceVersion("")
+	}
+	stored.GetObjectKind().SetGroupVersionKind(rc.d.StorageVersion.WithKind(rc.d.Kind))
+	raw, err := encodeJSON(stored)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if len(raw) > maxObjectBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("object is %d bytes, limit is %d", len(raw), maxObjectBytes))
+	}
+	return raw, nil
+}
+
+// maxObjectBytes is etcd's default request limit, which bounds a stored
+// object in kube-apiserver.
+const maxObjectBytes = 1536 * 1024
+
+func (rc *reqCtx) invalid(obj runtime.Object, errs field.ErrorList) error {
+	name := ""
+	if m, err := meta.Accessor(obj); err == nil {
+		name = m.GetName()
+	}
+	return apierrors.NewInvalid(schema.GroupKind{Group: rc.d.Group, Kind: rc.d.Kind}, name, errs)
+}
+
+// respond writes the stored object with its new resourceVersion.
+func (rc *reqCtx) respond(code int, obj runtime.Object, rev int64) {
+	out, err := negotiate(rc.r, false)
+	if err != nil {
+		out = output{}
+	}
+	if m, err := meta.Accessor(obj); err == nil && rev > 0 {
+		m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	}
+	rc.writeOne(code, out, obj)
+}
+
+func (rc *reqCtx) create() {
+	format, err := requestBodyFormat(rc.r, false)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	body, err := rc.readBody()
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	obj, err := rc.decodeBody(body, format)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	dryRun, err := rc.dryRun()
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		rc.fail(apierrors.NewInternalError(err))
+		return
+	}
+	if err := rc.checkNamespace(m); err != nil {
+		rc.fail(err)
+		return
+	}
+	if m.GetResourceVersion() != "" {
+		rc.fail(apierrors.NewInternalError(errors.New("resourceVersion should not be set on objects to be created")))
+		return
+	}
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + utilrand.String(5))
+	}
+	rc.fillCreateMeta(m)
+	rc.d.Strategy.Default(obj)
+	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
+	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
+		rc.fail(rc.invalid(obj, errs))
+		return
+	}
+	if err := rc.admitNamespace(m.GetName()); err != nil {
+		rc.fail(err)
+		return
+	}
+	raw, err := rc.encodeForStorage(obj)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	if dryRun {
+		rc.respond(http.StatusCreated, obj, 0)
+		return
+	}
+	rev, err := rc.store.Create(rc.ctx(), rc.d.Key(rc.namespace, m.GetName()), raw)
+	if err != nil {
+		if errors.Is(err, store.ErrExists) && m.GetGenerateName() != "" {
+			rc.fail(apierrors.NewGenerateNameConflict(rc.d.GroupResource(), m.GetName(), 1))
+			return
+		}
+		rc.fail(rc.storeError(err, m.GetName()))
+		return
+	}
+	rc.respond(http.StatusCreated, obj, rev)
+}
+
+// fillCreateMeta sets the fields the server owns on create.
+func (rc *reqCtx) fillCreateMeta(m metav1.Object) {
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.NewTime(rc.h.now().Truncate(1e9)))
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetGeneration(0)
+	if g, ok := rc.d.Strategy.(interface{ TracksGeneration() bool }); ok && g.TracksGeneration() {
+		m.SetGeneration(1)
+	}
+	m.SetManagedFields(nil)
+}
+
+// checkNamespace makes the object's namespace agree with the URL's.
+func (rc *reqCtx) checkNamespace(m metav1.Object) error {
+	if !rc.d.Namespaced {
+		if m.GetNamespace() != "" {
+			m.SetNamespace("")
+		}
+		return nil
+	}
+	if m.GetNamespace() == "" {
+		m.SetNamespace(rc.namespace)
+	}
+	if m.GetNamespace() != rc.namespace {
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return nil
+}
+
+// admitNamespace is kube-apiserver's NamespaceLifecycle admission: no new
+// objects in a namespace that is missing or being terminated.
+func (rc *reqCtx) admitNamespace(name string) error {
+	if !rc.d.Namespaced || rc.h.Namespaces == nil {
+		return nil
+	}
+	_, terminating, found, err := rc.h.Namespaces.NamespacePhase(rc.ctx(), rc.namespace)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	if !found {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, rc.namespace)
+	}
+	if terminating {
+		err := apierrors.NewForbidden(rc.d.GroupResource(), name,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", rc.namespace))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type:    metav1.CauseType(corev1NamespaceTerminatingCause),
+			Message: fmt.Sprintf("namespace %s is being terminated", rc.namespace),
+			Field:   "metadata.namespace",
+		})
+		return err
+	}
+	return nil
+}
+
+const corev1NamespaceTerminatingCause = "NamespaceTerminating"
+
+func (rc *reqCtx) update() {
+	format, err := requestBodyFormat(rc.r, false)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	body, err := rc.readBody()
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	obj, err := rc.decodeBody(body, format)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		rc.fail(apierrors.NewInternalError(err))
+		return
+	}
+	if m.GetName() != rc.info.Name {
+		rc.fail(apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), rc.info.Name)))
+		return
+	}
+	if err := rc.checkNamespace(m); err != nil {
+		rc.fail(err)
+		return
+	}
+	rc.applyUpdate(func(old runtime.Object) (runtime.Object, error) {
+		return obj.DeepCopyObject(), nil
+	}, m.GetResourceVersion())
+}
+
+// applyUpdate runs the read-modify-write loop shared by update and patch.
+// mutate builds the new object from the current one; expectRV, if set, is
+// the client's precondition. Without one the write retries on conflict.
+func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, error), expectRV string) {
+	dryRun, err := rc.dryRun()
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	key := rc.d.Key(rc.namespace, rc.info.Name)
+	for attempt := 0; ; attempt++ {
+		kv, err := rc.store.Get(rc.ctx(), key)
+		if errors.Is(err, store.ErrNotFound) && rc.d.AllowCreateOnUpdate && rc.info.Verb == "update" && rc.info.Subresource == "" {
+			rc.createFromUpdate(mutate)
+			return
+		}
+		if err != nil {
+			rc.fail(rc.storeError(err, rc.info.Name))
+			return
+		}
+		old, err := rc.decodeStored(kv.Value, kv.ModRevision)
+		if err != nil {
+			rc.fail(apierrors.NewInternalError(err))
+			return
+		}
+		obj, err := mutate(old.DeepCopyObject())
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		m, _ := meta.Accessor(obj)
+		oldMeta, _ := meta.Accessor(old)
+		rv := m.GetResourceVersion()
+		if expectRV != "" {
+			rv = expectRV
+		}
+		if rv != "" && rv != strconv.FormatInt(kv.ModRevision, 10) {
+			if _, err := strconv.ParseInt(rv, 10, 64); err != nil {
+				rc.fail(rc.invalid(obj, field.ErrorList{field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be a valid resource version")}))
+				return
+			}
+			rc.fail(apierrors.NewConflict(rc.d.GroupResource(), rc.info.Name, errors.New(optimisticLockMsg)))
+			return
+		}
+		conditional := rv != ""
+
+		// What the server owns is carried over from the stored object.
+		m.SetUID(oldMeta.GetUID())
+		m.SetCreationTimestamp(oldMeta.GetCreationTimestamp())
+		m.SetDeletionTimestamp(oldMeta.GetDeletionTimestamp())
+		if m.GetDeletionGracePeriodSeconds() == nil {
+			m.SetDeletionGracePeriodSeconds(oldMeta.GetDeletionGracePeriodSeconds())
+		}
+		m.SetGeneration(oldMeta.GetGeneration())
+		m.SetManagedFields(oldMeta.GetManagedFields())
+		m.SetResourceVersion(oldMeta.GetResourceVersion())
+		rc.d.Strategy.Default(obj)
+		rc.d.Strategy.PrepareForUpdate(rc.ctx(), obj, old, rc.info.Subresource)
+		if rc.d.Strategy.SpecChanged(obj, old) {
+			m.SetGeneration(oldMeta.GetGeneration() + 1)
+		}
+		if errs := rc.d.Strategy.ValidateUpdate(rc.ctx(), obj, old, rc.info.Subresource); len(errs) > 0 {
+			rc.fail(rc.invalid(obj, errs))
+			return
+		}
+		if oldMeta.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !rc.hasPendingFinalizers(obj) {
+			// The last finalizer is gone from an object being deleted.
+			rc.finishDeletion(kv, obj, dryRun)
+			return
+		}
+		raw, err := rc.encodeForStorage(obj)
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		oldRaw, _ := rc.encodeForStorage(old)
+		if bytes.Equal(raw, oldRaw) {
+			// Nothing changed: kube-apiserver skips the write and keeps
+			// the resourceVersion.
+			rc.respond(http.StatusOK, obj, kv.ModRevision)
+			return
+		}
+		if dryRun {
+			rc.respond(http.StatusOK, obj, kv.ModRevision)
+			return
+		}
+		newKV, err := rc.store.Update(rc.ctx(), key, raw, store.Precondition{ModRevision: kv.ModRevision})
+		if errors.Is(err, store.ErrConflict) && !conditional && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			rc.fail(rc.storeError(err, rc.info.Name))
+			return
+		}
+		rc.respond(http.StatusOK, obj, newKV.ModRevision)
+		return
+	}
+}
+
+// hasPendingFinalizers covers kinds with finalizers outside metadata (the
+// namespace's spec.finalizers).
+func (rc *reqCtx) hasPendingFinalizers(obj runtime.Object) bool {
+	if f, ok := rc.d.Strategy.(interface {
+		PendingFinalizers(runtime.Object) bool
+	}); ok {
+		return f.PendingFinalizers(obj)
+	}
+	return false
+}
+
+// createFromUpdate handles PUT of a missing object for kinds that allow it.
+func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Object, error)) {
+	obj, err := mutate(rc.d.Strategy.New())
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	m, _ := meta.Accessor(obj)
+	if m.GetResourceVersion() != "" {
+		rc.fail(apierrors.NewNotFound(rc.d.GroupResource(), rc.info.Name))
+		return
+	}
+	rc.fillCreateMeta(m)
+	rc.d.Strategy.Default(obj)
+	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
+	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
+		rc.fail(rc.invalid(obj, errs))
+		return
+	}
+	if err := rc.admitNamespace(m.GetName()); err != nil {
+		rc.fail(err)
+		return
+	}
+	raw, err := rc.encodeForStorage(obj)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	rev, err := rc.store.Create(rc.ctx(), rc.d.Key(rc.namespace, m.GetName()), raw)
+	if err != nil {
+		rc.fail(rc.storeError(err, m.GetName()))
+		return
+	}
+	rc.respond(http.StatusCreated, obj, rev)
+}

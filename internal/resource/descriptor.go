@@ -1,0 +1,203 @@
+// Package resource describes the resources the API server serves. A
+// resource is data: the generic handler reads a Descriptor and never
+// switches on kind. Built-in kinds register descriptors at start-up; the
+// CRD controller will register and remove them at run time.
+package resource
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Descriptor is everything the generic handler needs to serve one
+// resource in one group-version.
+type Descriptor struct {
+	Group, Version     string
+	Kind, ListKind     string
+	Resource, Singular string
+	ShortNames         []string
+	Categories         []string
+	Namespaced         bool
+	// Verbs served on the main resource, in discovery order.
+	Verbs []string
+
+	// StoragePrefix is the store key prefix ("/registry/configmaps/");
+	// objects live at prefix + [namespace + "/"] + name. Two descriptors
+	// may share a prefix when they are versions of one resource (core/v1
+	// and events.k8s.io/v1 Events).
+	StoragePrefix string
+	// StorageVersion is the group-version objects are encoded in at rest.
+	StorageVersion schema.GroupVersion
+
+	// Subresources lists the served subresources ("status", "finalize").
+	Subresources []string
+
+	// ReturnDeletedObject makes DELETE answer with the deleted object
+	// instead of a success Status, as kube-apiserver does for some kinds.
+	ReturnDeletedObject bool
+	// AllowCreateOnUpdate lets PUT create a missing object.
+	AllowCreateOnUpdate bool
+
+	// Strategy holds the kind-specific rules.
+	Strategy Strategy
+}
+
+// GroupVersion of the descriptor.
+func (d *Descriptor) GroupVersion() schema.GroupVersion {
+	return schema.GroupVersion{Group: d.Group, Version: d.Version}
+}
+
+// GroupVersionKind of the served objects.
+func (d *Descriptor) GroupVersionKind() schema.GroupVersionKind {
+	return d.GroupVersion().WithKind(d.Kind)
+}
+
+// GroupResource names the resource in error messages ("configmaps",
+// "leases.coordination.k8s.io").
+func (d *Descriptor) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Group: d.Group, Resource: d.Resource}
+}
+
+// HasSubresource reports whether sub is served.
+func (d *Descriptor) HasSubresource(sub string) bool {
+	for _, s := range d.Subresources {
+		if s == sub {
+			return true
+		}
+	}
+	return false
+}
+
+// Key is the store key of an object.
+func (d *Descriptor) Key(namespace, name string) string {
+	if d.Namespaced {
+		return d.StoragePrefix + namespace + "/" + name
+	}
+	return d.StoragePrefix + name
+}
+
+// ListPrefix is the store prefix of every object in namespace ("" for all).
+func (d *Descriptor) ListPrefix(namespace string) string {
+	if d.Namespaced && namespace != "" {
+		return d.StoragePrefix + namespace + "/"
+	}
+	return d.StoragePrefix
+}
+
+// Strategy holds what differs between kinds. Objects passed in are of the
+// descriptor's served version; implementations convert as they need.
+type Strategy interface {
+	// New returns an empty object of the served version.
+	New() runtime.Object
+	// NewList returns an empty list of the served version.
+	NewList() runtime.Object
+
+	// Default applies the kind's defaulting.
+	Default(obj runtime.Object)
+	// PrepareForCreate resets what a client may not set on create (status
+	// of kinds with a status subresource, server-assigned fields).
+	PrepareForCreate(ctx context.Context, obj runtime.Object)
+	// PrepareForUpdate does the same on update, copying from old what a
+	// write to the main resource (or to sub) must not change.
+	PrepareForUpdate(ctx context.Context, obj, old runtime.Object, sub string)
+	// Validate and ValidateUpdate return the kind's validation errors,
+	// including object metadata rules.
+	Validate(ctx context.Context, obj runtime.Object) field.ErrorList
+	ValidateUpdate(ctx context.Context, obj, old runtime.Object, sub string) field.ErrorList
+	// SpecChanged reports whether generation must be bumped.
+	SpecChanged(obj, old runtime.Object) bool
+
+	// ToStorage converts obj to the storage version; FromStorage converts a
+	// decoded stored object to the served version.
+	ToStorage(obj runtime.Object) (runtime.Object, error)
+	FromStorage(obj runtime.Object) (runtime.Object, error)
+
+	// Fields returns the values field selectors may match on.
+	Fields(obj runtime.Object) fields.Set
+	// Table renders objects for `kubectl get`.
+	Table(ctx context.Context, obj runtime.Object, opts *metav1.TableOptions) (*metav1.Table, error)
+}
+
+// Registry holds the served descriptors. Readers get consistent snapshots;
+// every change bumps Generation so discovery documents can be cached.
+type Registry struct {
+	mu         sync.RWMutex
+	byGVR      map[schema.GroupVersionResource]*Descriptor
+	generation atomic.Int64
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{byGVR: map[schema.GroupVersionResource]*Descriptor{}}
+}
+
+// Add registers (or replaces) a descriptor.
+func (r *Registry) Add(d *Descriptor) {
+	r.mu.Lock()
+	r.byGVR[schema.GroupVersionResource{Group: d.Group, Version: d.Version, Resource: d.Resource}] = d
+	r.mu.Unlock()
+	r.generation.Add(1)
+}
+
+// Remove unregisters a resource version.
+func (r *Registry) Remove(gvr schema.GroupVersionResource) {
+	r.mu.Lock()
+	delete(r.byGVR, gvr)
+	r.mu.Unlock()
+	r.generation.Add(1)
+}
+
+// Lookup finds the descriptor serving gvr.
+func (r *Registry) Lookup(gvr schema.GroupVersionResource) (*Descriptor, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	d, ok := r.byGVR[gvr]
+	return d, ok
+}
+
+// Generation changes whenever the set of descriptors changes.
+func (r *Registry) Generation() int64 { return r.generation.Load() }
+
+// All returns every descriptor sorted by group, version and resource.
+func (r *Registry) All() []*Descriptor {
+	r.mu.RLock()
+	out := make([]*Descriptor, 0, len(r.byGVR))
+	for _, d := range r.byGVR {
+		out = append(out, d)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.Resource < b.Resource
+	})
+	return out
+}
+
+// GroupVersionServed reports whether any resource is served in gv.
+func (r *Registry) GroupVersionServed(gv schema.GroupVersion) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for gvr := range r.byGVR {
+		if gvr.Group == gv.Group && gvr.Version == gv.Version {
+			return true
+		}
+	}
+	return false
+}
+
+// StandardVerbs are served by every storage-backed resource.
+var StandardVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
