@@ -78,9 +78,9 @@ func Parse(r *http.Request) *Info {
 	info.IsResourceRequest = true
 	info.Parts = parts
 
-	// /namespaces/{ns}/{resource}... but /namespaces/{name}[/{sub}] is the
-	// namespace object itself.
-	if parts[0] == "namespaces" && len(parts) >= 3 {
+	// /namespaces/{ns}/{resource}... but /namespaces/{name}[/status] and
+	// /namespaces/{name}/finalize are the namespace object itself.
+	if parts[0] == "namespaces" && len(parts) >= 3 && !namespaceSubresources[parts[2]] {
 		info.Namespace = parts[1]
 		parts = parts[2:]
 	}
@@ -132,6 +132,10 @@ func (i *Info) IsTooDeep() bool {
 	}
 	return n > 3
 }
+
+// namespaceSubresources are the subresources of the namespace object, which
+// kube-apiserver tells apart from a resource inside the namespace by name.
+var namespaceSubresources = map[string]bool{"status": true, "finalize": true}
 
 func splitPath(p string) []string {
 	p = strings.Trim(p, "/")

@@ -163,12 +163,13 @@ type Store interface {
 	Watch(ctx context.Context, prefix string, opts WatchOptions) (Watch, error)
 	// CurrentRevision is the revision of the newest committed write.
 	CurrentRevision(ctx context.Context) (int64, error)
-	// Compact discards history older than rev. Reads and watches at older
-	// revisions then fail with ErrCompacted.
+	// Compact discards history older than rev (rev itself stays readable).
+	// Reads and watches at older revisions then fail with ErrCompacted.
+	// Compacting at or below an earlier compaction is a no-op.
 	Compact(ctx context.Context, rev int64) error
-	// CompactedRevision is the revision of the last compaction: reads at it
-	// still work, reads before it fail with ErrCompacted, and a watch must
-	// start after it.
+	// CompactedRevision is the newest revision no longer readable: after
+	// Compact(rev) it is rev-1. Exact reads at or before it fail with
+	// ErrCompacted, and a watch must start after it.
 	CompactedRevision(ctx context.Context) (int64, error)
 	Close() error
 }

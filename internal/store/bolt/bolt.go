@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,8 @@ type Store struct {
 	hub    *hub
 
 	rev       atomic.Int64 // newest committed revision
-	compacted atomic.Int64 // newest compacted revision
+	compacted atomic.Int64 // last compaction point (still readable)
+	closed    atomic.Bool
 
 	compactMu sync.Mutex // one compaction at a time
 	samples   []revSample
@@ -139,6 +141,8 @@ func Open(opts Options) (s *Store, err error) {
 	s.samples = []revSample{{rev: s.rev.Load(), at: time.Now()}}
 	s.wg.Add(1)
 	go s.commitLoop()
+	s.wg.Add(1)
+	go s.progressLoop()
 	if opts.CompactionInterval > 0 {
 		s.wg.Add(1)
 		go s.compactLoop()
@@ -192,6 +196,7 @@ func (s *Store) init() error {
 // already acknowledged are durable; writes still queued fail with ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		close(s.stop)
 		s.wg.Wait()
 		s.hub.closeAll(store.ErrClosed)
@@ -204,16 +209,27 @@ func (s *Store) Close() error {
 func (s *Store) Path() string { return s.path }
 
 func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	return s.rev.Load(), nil
 }
 
+// CompactedRevision is one less than the last compaction point, which
+// stays readable.
 func (s *Store) CompactedRevision(ctx context.Context) (int64, error) {
-	return s.compacted.Load(), nil
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	return max(s.compacted.Load()-1, 0), nil
 }
 
 // view runs fn in a read transaction, converting a bbolt panic on a
 // damaged page into an error that names the file.
 func (s *Store) view(fn func(tx *bbolt.Tx) error) (err error) {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -271,6 +287,9 @@ func latestVersion(b *bbolt.Bucket, key string, atRev int64) (record, int64, boo
 }
 
 func (s *Store) List(ctx context.Context, prefix string, opts store.ListOptions) (store.ListResult, error) {
+	if err := validatePrefix(prefix); err != nil {
+		return store.ListResult{}, err
+	}
 	if opts.StartKey != "" && (len(opts.StartKey) < len(prefix) || opts.StartKey[:len(prefix)] != prefix) {
 		return store.ListResult{}, fmt.Errorf("%w: start key %q is not under prefix %q", store.ErrInvalidKey, opts.StartKey, prefix)
 	}
@@ -345,6 +364,11 @@ func scanAt(b *bbolt.Bucket, prefix string, opts store.ListOptions, at int64, re
 		if err != nil {
 			return err
 		}
+		if key < start {
+			// start = K+"\x00" (resume after K) seeks into K's versions,
+			// whose history keys are K+"\x00"+rev.
+			continue
+		}
 		if key != curKey {
 			if more, err := flush(); err != nil || !more {
 				return err
@@ -357,4 +381,15 @@ func scanAt(b *bbolt.Bucket, prefix string, opts store.ListOptions, at int64, re
 	}
 	_, err := flush()
 	return err
+}
+
+// validatePrefix refuses list and watch prefixes no key could match.
+func validatePrefix(prefix string) error {
+	if strings.IndexByte(prefix, 0) >= 0 {
+		return fmt.Errorf("%w: prefix contains a NUL byte", store.ErrInvalidKey)
+	}
+	if len(prefix) > store.MaxKeyBytes {
+		return fmt.Errorf("%w: prefix of %d bytes exceeds %d", store.ErrTooLarge, len(prefix), store.MaxKeyBytes)
+	}
+	return nil
 }

@@ -18,6 +18,9 @@ const compactChunk = 5000
 // deletion at or before rev. Reads and watches at revisions before rev then
 // fail with store.ErrCompacted.
 func (s *Store) Compact(ctx context.Context, rev int64) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	if cur := s.rev.Load(); rev > cur {
@@ -25,7 +28,7 @@ func (s *Store) Compact(ctx context.Context, rev int64) error {
 	}
 	from := s.compacted.Load()
 	if rev <= from {
-		return fmt.Errorf("%w: already compacted to %d", store.ErrCompacted, from)
+		return nil
 	}
 	for from < rev {
 		if err := ctx.Err(); err != nil {

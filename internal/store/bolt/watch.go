@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -142,6 +143,12 @@ func (w *watcher) finish(err error) {
 }
 
 func (s *Store) Watch(ctx context.Context, prefix string, opts store.WatchOptions) (store.Watch, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if err := validatePrefix(prefix); err != nil {
+		return nil, err
+	}
 	if compacted := s.compacted.Load(); opts.AfterRevision > 0 && opts.AfterRevision < compacted {
 		return nil, fmt.Errorf("%w: watch after %d, compacted at %d", store.ErrCompacted, opts.AfterRevision, compacted)
 	}
@@ -297,4 +304,22 @@ func historyEvent(hist *bbolt.Bucket, key string, rev int64) (store.Event, error
 func (s *Store) RequestProgress(ctx context.Context) error {
 	s.hub.progress()
 	return nil
+}
+
+// progressInterval is how often idle watches that asked for progress
+// notifications get one.
+const progressInterval = time.Second
+
+func (s *Store) progressLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(progressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.hub.progress()
+		}
+	}
 }

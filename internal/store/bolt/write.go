@@ -57,6 +57,9 @@ func (s *Store) Delete(ctx context.Context, key string, pre store.Precondition) 
 // submit queues op and waits for the committer. Once queued, a write is
 // carried out even if ctx ends: the caller then merely stops waiting.
 func (s *Store) submit(ctx context.Context, op *writeOp) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
 	if err := store.ValidateKey(op.key); err != nil {
 		return err
 	}
