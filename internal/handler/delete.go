@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
 
 	"github.com/trellis-project/trellis/internal/store"
 )
@@ -25,7 +27,7 @@ func (rc *reqCtx) deleteOptions() (*metav1.DeleteOptions, error) {
 		return nil, err
 	}
 	if len(body) > 0 {
-		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, opts); err != nil {
+		if err := decodeOptionsBody(rc.r, body, opts); err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
 		}
 	}
@@ -209,3 +211,33 @@ func (rc *reqCtx) deleteCollection() {
 	out, _ := negotiate(rc.r, true)
 	rc.writeList(output{yaml: out.yaml}, metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.revision, 10)}, deleted)
 }
+
+// decodeOptionsBody decodes DeleteOptions sent as JSON, YAML or in the
+// protobuf envelope (client-go's typed clients send protobuf).
+func decodeOptionsBody(r *http.Request, body []byte, opts *metav1.DeleteOptions) error {
+	format, err := requestBodyFormat(r, false)
+	if err != nil {
+		return err
+	}
+	switch format {
+	case bodyProtobuf:
+		var unk runtime.Unknown
+		if !bytes.HasPrefix(body, protobufMagic) {
+			return errors.New("missing protobuf envelope")
+		}
+		if err := unk.Unmarshal(body[len(protobufMagic):]); err != nil {
+			return err
+		}
+		return opts.Unmarshal(unk.Raw)
+	case bodyYAML:
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return err
+		}
+		body = j
+	}
+	return sigsjson.UnmarshalCaseSensitivePreserveInts(body, opts)
+}
+
+// protobufMagic starts every Kubernetes protobuf message.
+var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}

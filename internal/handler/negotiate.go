@@ -88,7 +88,12 @@ const (
 	bodyMergePatch
 	bodyStrategicMergePatch
 	bodyApplyPatch
+	bodyProtobuf
 )
+
+// ProtobufMediaType is Kubernetes' protobuf envelope. client-go's typed
+// clients send built-in kinds in it by default.
+const ProtobufMediaType = "application/vnd.kubernetes.protobuf"
 
 func requestBodyFormat(r *http.Request, patch bool) (bodyFormat, error) {
 	ct := r.Header.Get("Content-Type")
@@ -117,12 +122,14 @@ func requestBodyFormat(r *http.Request, patch bool) (bodyFormat, error) {
 		return bodyJSON, nil
 	case "application/yaml":
 		return bodyYAML, nil
+	case ProtobufMediaType:
+		return bodyProtobuf, nil
 	}
 	return 0, unsupportedMediaType(ct, patch)
 }
 
 func unsupportedMediaType(ct string, patch bool) error {
-	accepted := "application/json, application/yaml"
+	accepted := "application/json, application/yaml, application/vnd.kubernetes.protobuf"
 	if patch {
 		accepted = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
 	}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -61,6 +62,9 @@ func (rc *reqCtx) dryRun() (bool, error) {
 // fieldValidation: Strict turns unknown and duplicate fields into a 400,
 // Warn into Warning headers.
 func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, error) {
+	if format == bodyProtobuf {
+		return rc.decodeProtobuf(body)
+	}
 	if format == bodyYAML {
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
@@ -467,4 +471,22 @@ func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Obje
 		return
 	}
 	rc.respond(http.StatusCreated, obj, rev)
+}
+
+// decodeProtobuf decodes a built-in kind sent in the protobuf envelope.
+func (rc *reqCtx) decodeProtobuf(body []byte) (runtime.Object, error) {
+	if rc.h.Scheme == nil {
+		return nil, unsupportedMediaType(ProtobufMediaType, false)
+	}
+	want := rc.d.GroupVersionKind()
+	obj := rc.d.Strategy.New()
+	out, gvk, err := protobuf.NewSerializer(rc.h.Scheme, rc.h.Scheme).Decode(body, &want, obj)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if gvk != nil && (gvk.Kind != "" && gvk.Kind != want.Kind || gvk.GroupVersion() != want.GroupVersion() && gvk.Version != "") {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", gvk, want))
+	}
+	out.GetObjectKind().SetGroupVersionKind(want)
+	return out, nil
 }

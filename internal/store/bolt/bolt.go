@@ -83,10 +83,11 @@ type Store struct {
 	compactMu sync.Mutex // one compaction at a time
 	samples   []revSample
 
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	stop          chan struct{}
+	committerDone chan struct{}
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 type revSample struct {
@@ -127,11 +128,12 @@ func Open(opts Options) (s *Store, err error) {
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
 	s = &Store{
-		db:     db,
-		path:   path,
-		opts:   opts,
-		writes: make(chan *writeOp, 4096),
-		stop:   make(chan struct{}),
+		db:            db,
+		path:          path,
+		opts:          opts,
+		writes:        make(chan *writeOp, 4096),
+		stop:          make(chan struct{}),
+		committerDone: make(chan struct{}),
 	}
 	if err := s.init(); err != nil {
 		db.Close()

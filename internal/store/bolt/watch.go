@@ -193,8 +193,8 @@ func (w *watcher) run(ctx context.Context) {
 			return
 		}
 		for _, ev := range batch {
-			if ev.Type != store.Progress && ev.Revision <= w.after {
-				continue
+			if ev.Revision <= w.after && (ev.Type != store.Progress || ev.Revision < w.after) {
+				continue // before the watch's start (progress: below it)
 			}
 			if !w.send(ctx, ev) {
 				return

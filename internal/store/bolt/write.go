@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -66,6 +67,8 @@ func (s *Store) submit(ctx context.Context, op *writeOp) error {
 	if err := store.ValidateValue(op.value); err != nil {
 		return err
 	}
+	// Watchers share the event's value; the caller may reuse its buffer.
+	op.value = bytes.Clone(op.value)
 	op.done = make(chan struct{})
 	select {
 	case s.writes <- op:
@@ -77,6 +80,14 @@ func (s *Store) submit(ctx context.Context, op *writeOp) error {
 	select {
 	case <-op.done:
 		return op.err
+	case <-s.committerDone:
+		// Queued as Close ran: the committer may have exited first.
+		select {
+		case <-op.done:
+			return op.err
+		default:
+			return store.ErrClosed
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -87,6 +98,7 @@ func (s *Store) submit(ctx context.Context, op *writeOp) error {
 // the events and acknowledges the writers.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
+	defer close(s.committerDone)
 	batch := make([]*writeOp, 0, s.opts.MaxBatch)
 	for {
 		batch = batch[:0]

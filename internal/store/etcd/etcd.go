@@ -477,3 +477,13 @@ func toKV(kv *mvccpb.KeyValue) store.KV {
 		ModRevision:    kv.ModRevision,
 	}
 }
+
+// RequestProgress asks etcd to send a progress notification on every watch
+// of this client that asked for them, so a watch cache learns the current
+// revision without a write to its own prefix.
+func (s *Store) RequestProgress(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return s.client.RequestProgress(ctx)
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trellis-project/trellis/server"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "trellis",
+		Short:         "A lightweight, extensible Kubernetes-compatible control plane",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand())
+	return root
+}
+
+func newServeCommand() *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API server (embedded store by default, etcd with --etcd-servers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", ".data", "directory for the embedded store, certificates and the admin kubeconfig")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:6443", "HTTPS listen address")
+	f.StringVar(&cfg.CertFile, "tls-cert-file", "", "serving certificate (default: generated into the data directory)")
+	f.StringVar(&cfg.KeyFile, "tls-private-key-file", "", "serving certificate key")
+	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA bundle that verifies client certificates (default: the generated CA)")
+	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer tokens, CSV: token,user,uid,\"group1,group2\"")
+	f.StringSliceVar(&cfg.EtcdServers, "etcd-servers", nil, "etcd client URLs; when set, data is stored in etcd instead of the embedded store")
+	f.StringVar(&cfg.EtcdCAFile, "etcd-cafile", "", "CA that verifies the etcd servers")
+	f.StringVar(&cfg.EtcdCertFile, "etcd-certfile", "", "client certificate for etcd")
+	f.StringVar(&cfg.EtcdKeyFile, "etcd-keyfile", "", "client key for etcd")
+	f.IntVar(&cfg.MaxRequestsInFlight, "max-requests-inflight", 800, "concurrent read-only requests before 429")
+	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 400, "concurrent mutating requests before 429")
+	f.DurationVar(&cfg.MinRequestTimeout, "min-request-timeout", 30*time.Minute, "shortest server-chosen watch duration")
+	f.DurationVar(&cfg.CompactionInterval, "compaction-interval", time.Minute, "how often the embedded store compacts its history")
+	f.DurationVar(&cfg.CompactionRetainAge, "compaction-retain-age", 5*time.Minute, "history younger than this is kept")
+	f.Int64Var(&cfg.CompactionRetainRevisions, "compaction-retain-revisions", 10000, "at least this many recent revisions are kept")
+	return cmd
+}
+
+func runServe(ctx context.Context, cfg server.Config) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-srv.Ready():
+			fmt.Fprintf(os.Stderr, "trellis ready on %s in %v\nkubeconfig: %s\n", srv.URL(), time.Since(start).Round(time.Millisecond), srv.KubeconfigPath())
+		case <-ctx.Done():
+		}
+	}()
+	return srv.Run(ctx)
+}

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+)
+
+// systemNamespaces exist from the start, as in kube-apiserver.
+var systemNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
+
+// bootstrap creates the system namespaces through the full request path
+// (in process, with the loopback identity) before the server reports ready.
+func (s *Server) bootstrap(chain http.Handler) error {
+	for _, ns := range systemNamespaces {
+		body, _ := json.Marshal(map[string]any{
+			"apiVersion": "v1", "kind": "Namespace",
+			"metadata": map[string]any{"name": ns},
+		})
+		code, resp := s.loopbackDo(chain, http.MethodPost, "/api/v1/namespaces", body)
+		if code != http.StatusCreated && code != http.StatusConflict {
+			return fmt.Errorf("create namespace %s: %d %s", ns, code, resp)
+		}
+	}
+	return nil
+}
+
+// loopbackDo runs one request through the handler chain in process.
+func (s *Server) loopbackDo(chain http.Handler, method, path string, body []byte) (int, []byte) {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(s.stopCtx)
+	req.Header.Set("Authorization", "Bearer "+s.loopbackToken)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	chain.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

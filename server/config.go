@@ -1,0 +1,62 @@
+package server
+
+import (
+	"time"
+)
+
+// Config configures a Trellis API server. The zero value plus a DataDir
+// is a working embedded server on 127.0.0.1:6443.
+type Config struct {
+	// DataDir holds the embedded store, the generated certificates and the
+	// admin kubeconfig.
+	DataDir string
+	// Listen is the HTTPS address ("127.0.0.1:6443"; port 0 picks a free one).
+	Listen string
+
+	// CertFile and KeyFile serve TLS with a user certificate instead of a
+	// generated one; ClientCAFile verifies client certificates.
+	CertFile, KeyFile, ClientCAFile string
+	// TokenAuthFile is a static bearer-token file (token,user,uid,"groups").
+	TokenAuthFile string
+
+	// EtcdServers switches storage from the embedded store to etcd.
+	EtcdServers                             []string
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile   string
+	EtcdDialTimeout                         time.Duration
+	CompactionInterval, CompactionRetainAge time.Duration
+	CompactionRetainRevisions               int64
+
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent
+	// non-long-running requests; beyond them requests get 429.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
+	// MinRequestTimeout is the shortest server-chosen watch duration.
+	MinRequestTimeout time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight requests
+	// after its context ends.
+	ShutdownTimeout time.Duration
+	// DisableControllers skips the in-process controllers (namespace
+	// lifecycle); tests of raw API behaviour use it.
+	DisableControllers bool
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:6443"
+	}
+	if c.MaxRequestsInFlight == 0 {
+		c.MaxRequestsInFlight = 800
+	}
+	if c.MaxMutatingRequestsInFlight == 0 {
+		c.MaxMutatingRequestsInFlight = 400
+	}
+	if c.MinRequestTimeout == 0 {
+		c.MinRequestTimeout = 30 * time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.EtcdDialTimeout == 0 {
+		c.EtcdDialTimeout = 5 * time.Second
+	}
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/discovery"
+	"github.com/trellis-project/trellis/internal/handler"
+	"github.com/trellis-project/trellis/internal/request"
+)
+
+// Version is what /version reports: the Kubernetes version Trellis speaks.
+var Version = version.Info{
+	Major: "1", Minor: "37", GitVersion: "v1.37.2-trellis",
+	GitCommit: "trellis", GitTreeState: "clean", BuildDate: "2026-11-26T00:00:00Z",
+	GoVersion: "go1.26.8", Compiler: "gc", Platform: "linux/amd64",
+}
+
+// publicPaths answer without authentication, as the health endpoints do in
+// kube-apiserver with anonymous access limited to them.
+func publicPath(p string) bool {
+	switch p {
+	case "/healthz", "/livez", "/readyz":
+		return true
+	}
+	return strings.HasPrefix(p, "/healthz/") || strings.HasPrefix(p, "/livez/") || strings.HasPrefix(p, "/readyz/")
+}
+
+// filters wraps the router with the request path's generic stages, outer
+// first: panic recovery, request info, metrics, authentication,
+// in-flight limits.
+func (s *Server) filters(next http.Handler, authn auth.Authenticator) http.Handler {
+	h := s.withInFlightLimit(next)
+	h = withAuthentication(h, authn)
+	h = s.metrics.instrument(h)
+	h = withRequestInfo(h)
+	return withPanicRecovery(h)
+}
+
+func withPanicRecovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Printf("panic serving %s %s: %v\n%s", r.Method, r.URL.Path, p, debug.Stack())
+				handler.WriteError(w, r, apierrors.NewInternalError(fmt.Errorf("an internal error occurred while serving %s", r.URL.Path)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func withRequestInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := request.Parse(r)
+		next.ServeHTTP(w, r.WithContext(request.WithInfo(r.Context(), info)))
+	})
+}
+
+func withAuthentication(next http.Handler, authn auth.Authenticator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, ok, _ := authn.Authenticate(r)
+		if !ok {
+			if publicPath(r.URL.Path) {
+				u = &auth.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
+			} else {
+				handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+				return
+			}
+		}
+		r.Header.Del("Authorization")
+		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), u)))
+	})
+}
+
+// withInFlightLimit answers 429 with Retry-After when too many
+// short-running requests are being served. Watches are long-running and
+// not counted.
+func (s *Server) withInFlightLimit(next http.Handler) http.Handler {
+	readOnly := make(chan struct{}, s.cfg.MaxRequestsInFlight)
+	mutating := make(chan struct{}, s.cfg.MaxMutatingRequestsInFlight)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := request.InfoFrom(r.Context())
+		if info != nil && info.Verb == "watch" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sem := readOnly
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			sem = mutating
+		}
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			next.ServeHTTP(w, r)
+		default:
+			handler.WriteError(w, r, apierrors.NewTooManyRequests("Too many requests, please try again later.", 1))
+		}
+	})
+}
+
+// routes dispatches by path: resources to the generic handler, everything
+// else to discovery, health, version and metrics.
+func (s *Server) routes(resources http.Handler, disc *discovery.Handler) http.Handler {
+	mux := http.NewServeMux()
+	health := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-s.ready:
+		default:
+			if strings.HasPrefix(r.URL.Path, "/readyz") {
+				http.Error(w, "[-]trellis-bootstrap failed: not ready", http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if r.URL.Query().Has("verbose") {
+			name := strings.TrimPrefix(r.URL.Path, "/")
+			io.WriteString(w, "[+]ping ok\n[+]etcd ok\n[+]poststarthook/trellis-bootstrap ok\n"+name+" check passed\n")
+			return
+		}
+		io.WriteString(w, "ok")
+	}
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		mux.HandleFunc(p, health)
+		mux.HandleFunc(p+"/", health)
+	}
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(mustJSON(Version))
+	})
+	mux.Handle("/metrics", s.metrics.handler())
+	mux.Handle("/openapi/", openAPIHandler(s.registry))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := request.InfoFrom(r.Context())
+		if info != nil && info.IsResourceRequest {
+			resources.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/api" || r.URL.Path == "/apis" || strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/apis/") {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				handler.WriteError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{}, strings.ToLower(r.Method)))
+				return
+			}
+			disc.ServeHTTP(w, r)
+			return
+		}
+		handler.WriteError(w, r, handler.NotFoundPath())
+	}))
+	return mux
+}
+
+func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trellis-project/trellis/internal/request"
+)
+
+// metrics are per server (not the global registry) so that many servers
+// can run in one process. Names follow kube-apiserver's.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	inflight *prometheus.GaugeVec
+	watchers *prometheus.GaugeVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_request_total",
+			Help: "Counter of apiserver requests broken out for each verb, group, version, resource, subresource and HTTP response code.",
+		}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "apiserver_request_duration_seconds",
+			Help:    "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"verb", "group", "version", "resource", "subresource"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "apiserver_current_inflight_requests",
+			Help: "Number of requests currently being served, by kind (readOnly or mutating).",
+		}, []string{"request_kind"}),
+		watchers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "apiserver_registered_watchers",
+			Help: "Number of currently open watches for a given resource.",
+		}, []string{"group", "version", "kind"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.inflight, m.watchers,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// statusRecorder captures the response code for the request counter.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := request.InfoFrom(r.Context())
+		verb, group, version, res, sub := "", "", "", "", ""
+		if info != nil {
+			verb = info.Verb
+			if info.IsResourceRequest {
+				group, version, res, sub = info.APIGroup, info.APIVersion, info.Resource, info.Subresource
+			}
+		}
+		kind := "readOnly"
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			kind = "mutating"
+		}
+		if verb == "watch" {
+			g := m.watchers.WithLabelValues(group, version, res)
+			g.Inc()
+			defer g.Dec()
+		} else {
+			g := m.inflight.WithLabelValues(kind)
+			g.Inc()
+			defer g.Dec()
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		if rec.code == 0 {
+			rec.code = http.StatusOK
+		}
+		m.requests.WithLabelValues(verb, group, version, res, sub, strconv.Itoa(rec.code)).Inc()
+		if verb != "watch" {
+			m.latency.WithLabelValues(verb, group, version, res, sub).Observe(time.Since(start).Seconds())
+		}
+	})
+}

@@ -1,0 +1,216 @@
+// Package server assembles a Trellis API server: storage, the resource
+// registry, the request filters, discovery and the in-process controllers.
+// It is what `trellis serve` runs, and it can be embedded in a Go program
+// or test.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/discovery"
+	"github.com/trellis-project/trellis/internal/handler"
+	"github.com/trellis-project/trellis/internal/pki"
+	"github.com/trellis-project/trellis/internal/resource"
+	"github.com/trellis-project/trellis/internal/resource/builtin"
+	"github.com/trellis-project/trellis/internal/store"
+)
+
+// AdminKubeconfig is the admin kubeconfig's file name in the data directory.
+const AdminKubeconfig = "admin.kubeconfig"
+
+// Server is an assembled API server. Create it with New, start it with
+// Run (or Start), and it stops when Run's context ends.
+type Server struct {
+	cfg      Config
+	backend  store.Store
+	caches   *caches
+	registry *resource.Registry
+	pki      *pki.Bundle
+	listener net.Listener
+	http     *http.Server
+	metrics  *metrics
+
+	loopbackToken string
+	ready         chan struct{}
+	stopCtx       context.Context
+	stop          context.CancelFunc
+	controllers   sync.WaitGroup
+}
+
+// New opens storage and prepares the server; nothing is served until Run.
+func New(cfg Config) (*Server, error) {
+	cfg.defaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: DataDir is required")
+	}
+	bundle, err := pki.EnsureDevPKI(filepath.Join(cfg.DataDir, "pki"), pki.Options{
+		Host: cfg.Listen, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	backend, err := openBackend(ctx, &cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, backend: backend, registry: resource.NewRegistry(), pki: bundle,
+		ready: make(chan struct{}), stopCtx: ctx, stop: cancel,
+		loopbackToken: randomToken(),
+	}
+	s.caches = newCaches(ctx, backend)
+	builtin.Register(s.registry)
+	s.metrics = newMetrics()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.closeStorage()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.listener = ln
+	return s, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "https://" + s.Addr() }
+
+// KubeconfigPath is where the admin kubeconfig is written.
+func (s *Server) KubeconfigPath() string { return filepath.Join(s.cfg.DataDir, AdminKubeconfig) }
+
+// AdminConfig returns a client config with the admin identity.
+func (s *Server) AdminConfig() *rest.Config {
+	certPEM, keyPEM, err := s.pki.AdminPEM()
+	if err != nil {
+		panic(err) // EnsureDevPKI always loads the admin key
+	}
+	return &rest.Config{
+		Host: s.URL(),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   s.pki.ServerCAPEM(),
+			CertData: certPEM, KeyData: keyPEM,
+		},
+		QPS: -1,
+	}
+}
+
+// LoopbackConfig returns the client config the in-process controllers use.
+func (s *Server) LoopbackConfig() *rest.Config {
+	return &rest.Config{
+		Host:            s.URL(),
+		BearerToken:     s.loopbackToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: s.pki.ServerCAPEM()},
+		QPS:             -1,
+	}
+}
+
+// Ready is closed once the server answers requests and the built-in
+// namespaces exist.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+func (s *Server) authenticator() (auth.Authenticator, error) {
+	chain := auth.Chain{auth.ClientCert{}, auth.Tokens{s.loopbackToken: {
+		Name: "system:apiserver", UID: "trellis-loopback", Groups: []string{"system:masters", "system:authenticated"},
+	}}}
+	if s.cfg.TokenAuthFile != "" {
+		tokens, err := auth.LoadTokenFile(s.cfg.TokenAuthFile)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, tokens)
+	}
+	return chain, nil
+}
+
+// Run serves until ctx ends, then drains in-flight requests, ends watches,
+// and closes storage; every acknowledged write is already durable.
+func (s *Server) Run(ctx context.Context) error {
+	authn, err := s.authenticator()
+	if err != nil {
+		return err
+	}
+	h := &handler.Handler{
+		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
+		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
+	}
+	disc := &discovery.Handler{Registry: s.registry}
+	root := s.routes(h, disc)
+	chain := s.filters(root, authn)
+
+	tlsCfg := s.pki.ServingTLSConfig()
+	s.http = &http.Server{
+		Handler:           chain,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.stopCtx },
+		ErrorLog:          discardLogger(),
+	}
+	if err := pki.WriteKubeconfig(s.KubeconfigPath(), s.URL(), s.pki); err != nil {
+		return err
+	}
+	if err := s.bootstrap(chain); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()
+	if !s.cfg.DisableControllers {
+		s.startControllers()
+	}
+	close(s.ready)
+
+	select {
+	case err := <-serveErr:
+		s.shutdown()
+		return err
+	case <-ctx.Done():
+	}
+	return s.shutdown()
+}
+
+// shutdown stops accepting, waits for in-flight requests (watches end
+// when the base context is cancelled), stops controllers and storage.
+func (s *Server) shutdown() error {
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.stop() // ends watches and controllers
+	err := s.http.Shutdown(sctx)
+	s.controllers.Wait()
+	s.closeStorage()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) closeStorage() {
+	s.stop()
+	if s.caches != nil {
+		s.caches.close()
+	}
+	s.backend.Close()
+}
