@@ -7,6 +7,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+
+	"github.com/trellis-project/trellis/internal/apiextensions"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
 )
 
@@ -24,6 +27,19 @@ func (s *Server) startControllers() {
 		log.Printf("controllers: %v", err)
 		return
 	}
+	extClient, err := apiextensionsclient.NewForConfig(cfg)
+	if err != nil {
+		log.Printf("controllers: %v", err)
+		return
+	}
+	crdc := apiextensions.NewController(extClient, dyn, s.registry)
+	s.controllers.Add(1)
+	go func() {
+		defer s.controllers.Done()
+		crdc.Run(s.stopCtx)
+	}()
+	s.crdsServed = crdc.Initialized()
+
 	nsc := namespace.New(client, dyn, s.namespacedResources)
 	s.controllers.Add(1)
 	go func() {

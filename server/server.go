@@ -45,6 +45,7 @@ type Server struct {
 
 	loopbackToken string
 	ready         chan struct{}
+	crdsServed    <-chan struct{}
 	stopCtx       context.Context
 	stop          context.CancelFunc
 	controllers   sync.WaitGroup
@@ -180,6 +181,16 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()
 	if !s.cfg.DisableControllers {
 		s.startControllers()
+		if s.crdsServed != nil {
+			select {
+			case <-s.crdsServed:
+			case err := <-serveErr:
+				s.shutdown()
+				return err
+			case <-ctx.Done():
+				return s.shutdown()
+			}
+		}
 	}
 	close(s.ready)
 

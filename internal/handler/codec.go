@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	sigsjson "sigs.k8s.io/json"
@@ -54,7 +55,13 @@ func decodeInto(d *resource.Descriptor, raw []byte, gv schema.GroupVersion) (run
 			return nil, err
 		}
 	}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		content := map[string]any{}
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &content); err != nil {
+			return nil, err
+		}
+		u.Object = content
+	} else if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 		return nil, err
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gv.WithKind(d.Kind))

@@ -71,7 +71,7 @@ func (rc *reqCtx) delete() {
 		rc.fail(err)
 		return
 	}
-	obj, code, err := rc.deleteOne(rc.info.Name, opts)
+	obj, code, err := rc.deleteOne(rc.namespace, rc.info.Name, opts)
 	if err != nil {
 		rc.fail(err)
 		return
@@ -92,9 +92,9 @@ func (rc *reqCtx) delete() {
 
 // deleteOne deletes one object, or marks it for deletion when finalizers
 // must run first (202 Accepted, as kube-apiserver answers).
-func (rc *reqCtx) deleteOne(name string, opts *metav1.DeleteOptions) (runtime.Object, int, error) {
+func (rc *reqCtx) deleteOne(namespace, name string, opts *metav1.DeleteOptions) (runtime.Object, int, error) {
 	dryRun := len(opts.DryRun) > 0
-	key := rc.d.Key(rc.namespace, name)
+	key := rc.d.Key(namespace, name)
 	for attempt := 0; ; attempt++ {
 		kv, err := rc.store.Get(rc.ctx(), key)
 		if err != nil {
@@ -198,7 +198,7 @@ func (rc *reqCtx) deleteCollection() {
 			rc.fail(apierrors.NewInternalError(err))
 			return
 		}
-		obj, _, err := rc.deleteOne(m.Metadata.Name, opts)
+		obj, _, err := rc.deleteOne(m.Metadata.Namespace, m.Metadata.Name, opts)
 		if apierrors.IsNotFound(err) {
 			continue
 		}

@@ -20,6 +20,10 @@ func (rc *reqCtx) patch() {
 		rc.fail(err)
 		return
 	}
+	if format == bodyStrategicMergePatch && rc.isUnstructured() {
+		rc.fail(unsupportedMediaType("application/strategic-merge-patch+json", true))
+		return
+	}
 	if format == bodyApplyPatch {
 		rc.fail(unsupportedMediaType("application/apply-patch+yaml", true))
 		return

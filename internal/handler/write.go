@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
@@ -88,9 +89,25 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", tm.Kind, want.Kind))
 	}
 	obj := rc.d.Strategy.New()
-	strictErrs, err := sigsjson.UnmarshalStrict(body, obj, sigsjson.DisallowUnknownFields)
-	if err != nil {
+	var strictErrs []error
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		content := map[string]any{}
+		if strictErrs, err = sigsjson.UnmarshalStrict(body, &content); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		u.Object = content
+		u.SetGroupVersionKind(want)
+	} else if strictErrs, err = sigsjson.UnmarshalStrict(body, obj, sigsjson.DisallowUnknownFields); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if d, ok := rc.d.Strategy.(decodedHook); ok {
+		unknown, err := d.Decoded(obj)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		for _, path := range unknown {
+			strictErrs = append(strictErrs, fmt.Errorf("unknown field %q", path))
+		}
 	}
 	if len(strictErrs) > 0 {
 		switch validation {
@@ -383,6 +400,10 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		m.SetGeneration(oldMeta.GetGeneration())
 		m.SetManagedFields(oldMeta.GetManagedFields())
 		m.SetResourceVersion(oldMeta.GetResourceVersion())
+		if rc.info.Subresource == "status" {
+			// A status write changes status only: metadata stays as stored.
+			metav1.ResetObjectMetaForStatus(m, oldMeta)
+		}
 		rc.d.Strategy.Default(obj)
 		rc.d.Strategy.PrepareForUpdate(rc.ctx(), obj, old, rc.info.Subresource)
 		if rc.d.Strategy.SpecChanged(obj, old) {
@@ -473,9 +494,23 @@ func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Obje
 	rc.respond(http.StatusCreated, obj, rev)
 }
 
+// decodedHook lets a strategy post-process a decoded request body; custom
+// resources prune unknown fields and report them.
+type decodedHook interface {
+	Decoded(obj runtime.Object) (unknownFields []string, err error)
+}
+
+// isUnstructured reports descriptors served as unstructured objects (custom
+// resources), which, as upstream, take neither protobuf nor strategic merge
+// patches.
+func (rc *reqCtx) isUnstructured() bool {
+	u, ok := rc.d.Strategy.(interface{ Unstructured() bool })
+	return ok && u.Unstructured()
+}
+
 // decodeProtobuf decodes a built-in kind sent in the protobuf envelope.
 func (rc *reqCtx) decodeProtobuf(body []byte) (runtime.Object, error) {
-	if rc.h.Scheme == nil {
+	if rc.h.Scheme == nil || rc.isUnstructured() {
 		return nil, unsupportedMediaType(ProtobufMediaType, false)
 	}
 	want := rc.d.GroupVersionKind()

@@ -40,6 +40,7 @@ func Descriptors() []*resource.Descriptor {
 	return []*resource.Descriptor{
 		namespaces(), configMaps(), secrets(), serviceAccounts(), services(),
 		endpoints(), coreEvents(), eventsV1Events(), leases(),
+		customResourceDefinitions(),
 	}
 }
 

@@ -1,0 +1,297 @@
+package apiextensions
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apiextensionsinformers "k8s.io/apiextensions-apiserver/pkg/client/informers/externalversions"
+	apiextensionslisters "k8s.io/apiextensions-apiserver/pkg/client/listers/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/trellis-project/trellis/internal/resource"
+	"github.com/trellis-project/trellis/internal/resource/builtin"
+)
+
+// Controller keeps the registry in step with the CustomResourceDefinitions:
+// it registers a descriptor per served version as soon as a CRD's names
+// are accepted, reports NamesAccepted and Established, and on deletion
+// removes every custom resource before letting the CRD go.
+type Controller struct {
+	client   apiextensionsclient.Interface
+	dynamic  dynamic.Interface
+	registry *resource.Registry
+
+	factory  apiextensionsinformers.SharedInformerFactory
+	informer cache.SharedIndexInformer
+	lister   apiextensionslisters.CustomResourceDefinitionLister
+	queue    workqueue.TypedRateLimitingInterface[string]
+
+	mu          sync.Mutex
+	served      map[string][]schema.GroupVersionResource // CRD name → registered versions
+	initialized chan struct{}
+}
+
+// NewController builds the controller; Run starts it.
+func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, reg *resource.Registry) *Controller {
+	factory := apiextensionsinformers.NewSharedInformerFactory(client, 0)
+	inf := factory.Apiextensions().V1().CustomResourceDefinitions()
+	c := &Controller{
+		client: client, dynamic: dyn, registry: reg, factory: factory,
+		informer: inf.Informer(), lister: inf.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 2*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "crd"}),
+		served:      map[string][]schema.GroupVersionResource{},
+		initialized: make(chan struct{}),
+	}
+	enqueue := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
+			c.queue.Add(crd.Name)
+		}
+	}
+	c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
+	})
+	return c
+}
+
+// Run processes CRDs until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	defer c.queue.ShutDown()
+	c.factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
+		return
+	}
+	// Serve the CRDs that already exist before reporting ready.
+	if crds, err := c.lister.List(labelsEverything()); err == nil {
+		for _, crd := range crds {
+			if _, err := c.sync(ctx, crd.Name); err != nil {
+				c.queue.AddRateLimited(crd.Name)
+			}
+		}
+	}
+	close(c.initialized)
+	go func() {
+		for c.next(ctx) {
+		}
+	}()
+	<-ctx.Done()
+	c.factory.Shutdown()
+}
+
+// Initialized is closed once the CRDs that existed at start are served.
+func (c *Controller) Initialized() <-chan struct{} { return c.initialized }
+
+func (c *Controller) next(ctx context.Context) bool {
+	name, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(name)
+	requeue, err := c.sync(ctx, name)
+	if err != nil || requeue {
+		c.queue.AddRateLimited(name)
+	} else {
+		c.queue.Forget(name)
+	}
+	return true
+}
+
+func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
+	crd, err := c.lister.Get(name)
+	if apierrors.IsNotFound(err) {
+		c.unregister(name)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	crd = crd.DeepCopy()
+	if crd.DeletionTimestamp != nil {
+		return c.finalize(ctx, crd)
+	}
+
+	accepted, reason, message := c.namesAccepted(crd)
+	if accepted {
+		if err := c.register(crd); err != nil {
+			setCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionFalse, "InstallationFailure", err.Error())
+			return false, c.updateStatus(ctx, crd)
+		}
+		crd.Status.AcceptedNames = crd.Spec.Names
+		setCondition(crd, apiextensionsv1.NamesAccepted, apiextensionsv1.ConditionTrue, "NoConflicts", "no conflicts found")
+		setCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionTrue, "InitialNamesAccepted", "the initial names have been accepted")
+	} else {
+		setCondition(crd, apiextensionsv1.NamesAccepted, apiextensionsv1.ConditionFalse, reason, message)
+		if !hasCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionTrue) {
+			setCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionFalse, "NotAccepted", "not all names are accepted")
+		}
+	}
+	return false, c.updateStatus(ctx, crd)
+}
+
+// namesAccepted checks crd's names against every other CRD of its group,
+// as upstream's naming controller does: the first to claim a name keeps it.
+func (c *Controller) namesAccepted(crd *apiextensionsv1.CustomResourceDefinition) (bool, string, string) {
+	all, err := c.lister.List(labelsEverything())
+	if err != nil {
+		return false, "NameConflict", err.Error()
+	}
+	plurals, kinds := map[string]bool{}, map[string]bool{}
+	for _, other := range all {
+		if other.Name == crd.Name || other.Spec.Group != crd.Spec.Group {
+			continue
+		}
+		n := other.Status.AcceptedNames
+		for _, s := range append([]string{n.Plural, n.Singular}, n.ShortNames...) {
+			if s != "" {
+				plurals[s] = true
+			}
+		}
+		for _, k := range []string{n.Kind, n.ListKind} {
+			if k != "" {
+				kinds[k] = true
+			}
+		}
+	}
+	n := crd.Spec.Names
+	for _, s := range append([]string{n.Plural, n.Singular}, n.ShortNames...) {
+		if plurals[s] {
+			return false, "NameConflict", fmt.Sprintf("%q is already in use", s)
+		}
+	}
+	for _, k := range []string{n.Kind, n.ListKind} {
+		if kinds[k] {
+			return false, "NameConflict", fmt.Sprintf("%q is already in use", k)
+		}
+	}
+	return true, "", ""
+}
+
+// register adds a descriptor for each served version and removes versions
+// no longer served. Only this CRD's entries change: nothing else is rebuilt.
+func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) error {
+	storage := ""
+	for _, v := range crd.Spec.Versions {
+		if v.Storage {
+			storage = v.Name
+		}
+	}
+	var descs []*resource.Descriptor
+	for i := range crd.Spec.Versions {
+		v := &crd.Spec.Versions[i]
+		if !v.Served {
+			continue
+		}
+		strategy, err := newCustomResource(crd, v, storage)
+		if err != nil {
+			return err
+		}
+		d := &resource.Descriptor{
+			Group: crd.Spec.Group, Version: v.Name,
+			Kind: crd.Spec.Names.Kind, ListKind: crd.Spec.Names.ListKind,
+			Resource: crd.Spec.Names.Plural, Singular: crd.Spec.Names.Singular,
+			ShortNames: crd.Spec.Names.ShortNames, Categories: crd.Spec.Names.Categories,
+			Namespaced:     crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
+			Verbs:          resource.StandardVerbs,
+			StoragePrefix:  "/registry/" + crd.Spec.Group + "/" + crd.Spec.Names.Plural + "/",
+			StorageVersion: schema.GroupVersion{Group: crd.Spec.Group, Version: storage},
+			Strategy:       strategy,
+		}
+		if v.Subresources != nil && v.Subresources.Status != nil {
+			d.Subresources = append(d.Subresources, "status")
+		}
+		descs = append(descs, d)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var gvrs []schema.GroupVersionResource
+	for _, d := range descs {
+		gvr := schema.GroupVersionResource{Group: d.Group, Version: d.Version, Resource: d.Resource}
+		gvrs = append(gvrs, gvr)
+		c.registry.Add(d)
+	}
+	for _, old := range c.served[crd.Name] {
+		if !slices.Contains(gvrs, old) {
+			c.registry.Remove(old)
+		}
+	}
+	c.served[crd.Name] = gvrs
+	return nil
+}
+
+func (c *Controller) unregister(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, gvr := range c.served[name] {
+		c.registry.Remove(gvr)
+	}
+	delete(c.served, name)
+}
+
+// finalize deletes every custom resource of a CRD being deleted, then
+// removes the cleanup finalizer.
+func (c *Controller) finalize(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) (bool, error) {
+	if !slices.Contains(crd.Finalizers, builtin.CRDCleanupFinalizer) {
+		return false, nil
+	}
+	if !hasCondition(crd, apiextensionsv1.Terminating, apiextensionsv1.ConditionTrue) {
+		setCondition(crd, apiextensionsv1.Terminating, apiextensionsv1.ConditionTrue, "InstanceDeletionInProgress", "CustomResource deletion is in progress")
+		if err := c.updateStatus(ctx, crd); err != nil {
+			return false, err
+		}
+	}
+	c.mu.Lock()
+	gvrs := append([]schema.GroupVersionResource(nil), c.served[crd.Name]...)
+	c.mu.Unlock()
+	if len(gvrs) > 0 {
+		ri := c.dynamic.Resource(gvrs[0])
+		if err := ri.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return false, err
+		}
+		left, err := ri.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return false, err
+		}
+		if left != nil && len(left.Items) > 0 {
+			return true, nil
+		}
+	}
+	latest, err := c.client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	latest.Finalizers = slices.DeleteFunc(latest.Finalizers, func(f string) bool { return f == builtin.CRDCleanupFinalizer })
+	_, err = c.client.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, latest, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+func (c *Controller) updateStatus(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
+	old, err := c.lister.Get(crd.Name)
+	if err == nil && equalStatus(old.Status, crd.Status) {
+		return nil
+	}
+	_, err = c.client.ApiextensionsV1().CustomResourceDefinitions().UpdateStatus(ctx, crd, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

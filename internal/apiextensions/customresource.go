@@ -1,0 +1,343 @@
+// Package apiextensions serves CustomResourceDefinitions: the controller
+// that turns each CRD into resource descriptors at run time, and the
+// Strategy of custom resources (structural schema validation, defaulting,
+// pruning, CEL rules, status and printer columns), built from the
+// apiextensions-apiserver schema libraries.
+package apiextensions
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
+	structurallisttype "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
+	structuralpruning "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apiextensions-apiserver/pkg/registry/customresource/tableconvertor"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"k8s.io/client-go/util/jsonpath"
+
+	"github.com/trellis-project/trellis/internal/resource"
+)
+
+// customResource is the Strategy of one served version of a CRD.
+type customResource struct {
+	gvk        schema.GroupVersionKind
+	listGVK    schema.GroupVersionKind
+	storageGV  schema.GroupVersion
+	namespaced bool
+
+	structural      *structuralschema.Structural
+	validator       apiservervalidation.SchemaValidator
+	statusValidator apiservervalidation.SchemaValidator
+	cel             *cel.Validator
+	hasStatus       bool
+	scale           *apiextensionsinternal.CustomResourceSubresourceScale
+	table           interface {
+		ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error)
+	}
+	selectable []selectableField
+}
+
+type selectableField struct {
+	name string // "spec.color"
+	path *jsonpath.JSONPath
+}
+
+var _ resource.Strategy = (*customResource)(nil)
+
+// newCustomResource builds the strategy of version v of crd.
+func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string) (*customResource, error) {
+	gv := schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name}
+	s := &customResource{
+		gvk:        gv.WithKind(crd.Spec.Names.Kind),
+		listGVK:    gv.WithKind(crd.Spec.Names.ListKind),
+		storageGV:  schema.GroupVersion{Group: crd.Spec.Group, Version: storage},
+		namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
+	}
+	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
+		return nil, fmt.Errorf("version %s has no schema", v.Name)
+	}
+	var internal apiextensionsinternal.CustomResourceValidation
+	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema, &internal, nil); err != nil {
+		return nil, fmt.Errorf("convert schema of %s: %w", v.Name, err)
+	}
+	structural, err := structuralschema.NewStructural(internal.OpenAPIV3Schema)
+	if err != nil {
+		return nil, fmt.Errorf("structural schema of %s: %w", v.Name, err)
+	}
+	s.structural = structural
+	if s.validator, _, err = apiservervalidation.NewSchemaValidator(internal.OpenAPIV3Schema); err != nil {
+		return nil, err
+	}
+	if v.Subresources != nil && v.Subresources.Status != nil {
+		s.hasStatus = true
+		if st, ok := internal.OpenAPIV3Schema.Properties["status"]; ok {
+			if s.statusValidator, _, err = apiservervalidation.NewSchemaValidator(&st); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v.Subresources != nil && v.Subresources.Scale != nil {
+		s.scale = &apiextensionsinternal.CustomResourceSubresourceScale{}
+		if err := apiextensionsv1.Convert_v1_CustomResourceSubresourceScale_To_apiextensions_CustomResourceSubresourceScale(v.Subresources.Scale, s.scale, nil); err != nil {
+			return nil, err
+		}
+	}
+	s.cel = cel.NewValidator(structural, true, celconfig.PerCallLimit)
+	columns := v.AdditionalPrinterColumns
+	if len(columns) == 0 {
+		columns = []apiextensionsv1.CustomResourceColumnDefinition{{
+			Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp",
+			Description: metav1.ObjectMeta{}.SwaggerDoc()["creationTimestamp"],
+		}}
+	}
+	if s.table, err = tableconvertor.New(columns); err != nil {
+		return nil, err
+	}
+	for _, f := range v.SelectableFields {
+		p := jsonpath.New(f.JSONPath)
+		if err := p.Parse("{" + f.JSONPath + "}"); err != nil {
+			return nil, fmt.Errorf("selectable field %s: %w", f.JSONPath, err)
+		}
+		p.AllowMissingKeys(true)
+		s.selectable = append(s.selectable, selectableField{name: strings.TrimPrefix(f.JSONPath, "."), path: p})
+	}
+	return s, nil
+}
+
+func (s *customResource) New() runtime.Object {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.SetGroupVersionKind(s.gvk)
+	return u
+}
+
+func (s *customResource) NewList() runtime.Object {
+	l := &unstructured.UnstructuredList{Object: map[string]any{}}
+	l.SetGroupVersionKind(s.listGVK)
+	return l
+}
+
+// Unstructured marks custom resources for the handler: no protobuf, no
+// strategic merge patch, as upstream.
+func (s *customResource) Unstructured() bool { return true }
+
+func (s *customResource) TracksGeneration() bool { return true }
+
+// Decoded coerces metadata and prunes fields the schema does not know,
+// returning their paths for fieldValidation to report.
+func (s *customResource) Decoded(obj runtime.Object) ([]string, error) {
+	u := obj.(*unstructured.Unstructured)
+	ferr, unknownMeta := schemaobjectmeta.CoerceWithOptions(nil, u.Object, s.structural, true, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
+	if ferr != nil {
+		return nil, ferr
+	}
+	pruned := structuralpruning.PruneWithOptions(u.Object, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	return append(unknownMeta, pruned...), nil
+}
+
+func (s *customResource) Default(obj runtime.Object) {
+	structuraldefaulting.Default(obj.(*unstructured.Unstructured).Object, s.structural)
+}
+
+func (s *customResource) PrepareForCreate(ctx context.Context, obj runtime.Object) {
+	if s.hasStatus {
+		delete(obj.(*unstructured.Unstructured).Object, "status")
+	}
+}
+
+func (s *customResource) PrepareForUpdate(ctx context.Context, obj, old runtime.Object, sub string) {
+	n, o := obj.(*unstructured.Unstructured).Object, old.(*unstructured.Unstructured).Object
+	if sub == "status" {
+		// Only status changes: everything else comes from the stored object.
+		status, has := n["status"]
+		for k := range n {
+			if k != "metadata" {
+				delete(n, k)
+			}
+		}
+		for k, v := range o {
+			if k != "metadata" && k != "status" {
+				n[k] = runtime.DeepCopyJSONValue(v)
+			}
+		}
+		if has {
+			n["status"] = status
+		}
+		return
+	}
+	if s.hasStatus {
+		if st, ok := o["status"]; ok {
+			n["status"] = runtime.DeepCopyJSONValue(st)
+		} else {
+			delete(n, "status")
+		}
+	}
+}
+
+func (s *customResource) SpecChanged(obj, old runtime.Object) bool {
+	strip := func(m map[string]any) map[string]any {
+		out := make(map[string]any, len(m))
+		for k, v := range m {
+			if k != "metadata" && !(s.hasStatus && k == "status") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	return !apiequality.Semantic.DeepEqual(strip(obj.(*unstructured.Unstructured).Object), strip(old.(*unstructured.Unstructured).Object))
+}
+
+func (s *customResource) validateTypeMeta(u *unstructured.Unstructured) field.ErrorList {
+	var errs field.ErrorList
+	if u.GetKind() != s.gvk.Kind {
+		errs = append(errs, field.Invalid(field.NewPath("kind"), u.GetKind(), fmt.Sprintf("must be %v", s.gvk.Kind)))
+	}
+	if u.GetAPIVersion() != s.gvk.GroupVersion().String() {
+		errs = append(errs, field.Invalid(field.NewPath("apiVersion"), u.GetAPIVersion(), fmt.Sprintf("must be %v", s.gvk.GroupVersion())))
+	}
+	return errs
+}
+
+func (s *customResource) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
+	u := obj.(*unstructured.Unstructured)
+	if errs := s.validateTypeMeta(u); len(errs) > 0 {
+		return errs
+	}
+	var errs field.ErrorList
+	errs = append(errs, metavalidation.ValidateObjectMetaAccessor(u, s.namespaced, metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
+	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, u.Object, s.validator)...)
+	errs = append(errs, s.validateScale(u)...)
+	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, u.Object, s.structural, false)...)
+	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, s.structural, u.Object)...)
+	if len(errs) == 0 {
+		celErrs, _ := s.cel.Validate(ctx, nil, s.structural, u.Object, nil, celconfig.RuntimeCELCostBudget)
+		errs = append(errs, celErrs...)
+	}
+	return errs
+}
+
+func (s *customResource) ValidateUpdate(ctx context.Context, obj, old runtime.Object, sub string) field.ErrorList {
+	u, o := obj.(*unstructured.Unstructured), old.(*unstructured.Unstructured)
+	if errs := s.validateTypeMeta(u); len(errs) > 0 {
+		return errs
+	}
+	var errs field.ErrorList
+	errs = append(errs, metavalidation.ValidateObjectMetaAccessorUpdate(u, o, field.NewPath("metadata"))...)
+	if sub == "status" && s.statusValidator != nil {
+		if st, ok := u.Object["status"]; ok {
+			errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(field.NewPath("status"), st, o.Object["status"], s.statusValidator)...)
+		}
+	} else {
+		errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(nil, u.Object, o.Object, s.validator)...)
+	}
+	errs = append(errs, s.validateScale(u)...)
+	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, u.Object, s.structural, false)...)
+	if len(structurallisttype.ValidateListSetsAndMaps(nil, s.structural, o.Object)) == 0 {
+		errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, s.structural, u.Object)...)
+	}
+	if len(errs) == 0 {
+		celErrs, _ := s.cel.Validate(ctx, nil, s.structural, u.Object, o.Object, celconfig.RuntimeCELCostBudget)
+		errs = append(errs, celErrs...)
+	}
+	return errs
+}
+
+// validateScale checks the replica paths of the scale subresource.
+func (s *customResource) validateScale(u *unstructured.Unstructured) field.ErrorList {
+	if s.scale == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	check := func(path string) {
+		p := strings.TrimPrefix(path, ".")
+		n, _, err := unstructured.NestedInt64(u.Object, strings.Split(p, ".")...)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Invalid(field.NewPath(path), n, err.Error()))
+		case n < 0:
+			errs = append(errs, field.Invalid(field.NewPath(path), n, "should be a non-negative integer"))
+		case n > math.MaxInt32:
+			errs = append(errs, field.Invalid(field.NewPath(path), n, fmt.Sprintf("should be less than or equal to %v", math.MaxInt32)))
+		}
+	}
+	check(s.scale.SpecReplicasPath)
+	check(s.scale.StatusReplicasPath)
+	return errs
+}
+
+func (s *customResource) ToStorage(obj runtime.Object) (runtime.Object, error) {
+	return s.convert(obj, s.storageGV)
+}
+
+func (s *customResource) FromStorage(obj runtime.Object) (runtime.Object, error) {
+	return s.convert(obj, s.gvk.GroupVersion())
+}
+
+// convert implements the None conversion strategy: only apiVersion changes.
+func (s *customResource) convert(obj runtime.Object, gv schema.GroupVersion) (runtime.Object, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("custom resource of type %T", obj)
+	}
+	if u.GetAPIVersion() == gv.String() {
+		return u, nil
+	}
+	out := u.DeepCopy()
+	out.SetAPIVersion(gv.String())
+	return out, nil
+}
+
+func (s *customResource) Fields(obj runtime.Object) fields.Set {
+	set := fields.Set{}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return set
+	}
+	set["metadata.name"] = m.GetName()
+	if s.namespaced {
+		set["metadata.namespace"] = m.GetNamespace()
+	}
+	u, _ := obj.(*unstructured.Unstructured)
+	for _, f := range s.selectable {
+		if u == nil {
+			set[f.name] = ""
+			continue
+		}
+		results, err := f.path.FindResults(u.Object)
+		if err != nil || len(results) == 0 || len(results[0]) == 0 {
+			set[f.name] = ""
+			continue
+		}
+		set[f.name] = fmt.Sprint(results[0][0].Interface())
+	}
+	return set
+}
+
+func (s *customResource) Table(ctx context.Context, obj runtime.Object, opts *metav1.TableOptions) (*metav1.Table, error) {
+	return s.table.ConvertToTable(ctx, obj, opts)
+}
+
+// NewIn returns an empty object of this kind in another version of the
+// group (the storage version).
+func (s *customResource) NewIn(gv schema.GroupVersion) (runtime.Object, error) {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.SetGroupVersionKind(gv.WithKind(s.gvk.Kind))
+	return u, nil
+}
