@@ -43,7 +43,18 @@ func (s *Server) filters(next http.Handler, authn auth.Authenticator) http.Handl
 	h = withAuthentication(h, authn)
 	h = s.metrics.instrument(h)
 	h = withRequestInfo(h)
-	return withPanicRecovery(h)
+	h = withPanicRecovery(h)
+	return s.countInFlight(h)
+}
+
+// countInFlight tracks requests being served so shutdown knows when every
+// acknowledged request has been answered.
+func (s *Server) countInFlight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
 }
 
 func withPanicRecovery(next http.Handler) http.Handler {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -43,6 +44,7 @@ type Server struct {
 	http     *http.Server
 	metrics  *metrics
 
+	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
 	ready         chan struct{}
 	crdsServed    <-chan struct{}
@@ -209,12 +211,24 @@ func (s *Server) shutdown() error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.stop() // ends watches and controllers
-	err := s.http.Shutdown(sctx)
 	s.controllers.Wait()
-	s.closeStorage()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	// Shutdown stops accepting at once but, for HTTP/2, lingers a second
+	// after GOAWAY waiting for clients to hang up. What matters is that no
+	// request is still being served; then the connections can be closed.
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- s.http.Shutdown(sctx) }()
+	var err error
+	for s.inFlight.Load() > 0 && sctx.Err() == nil {
+		time.Sleep(time.Millisecond)
 	}
+	if sctx.Err() != nil {
+		err = fmt.Errorf("shutdown: %d requests still in flight after %v", s.inFlight.Load(), s.cfg.ShutdownTimeout)
+	}
+	s.http.Close()
+	if serr := <-shutdownDone; err == nil && serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, context.Canceled) {
+		err = serr
+	}
+	s.closeStorage()
 	return err
 }
 

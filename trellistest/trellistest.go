@@ -14,11 +14,15 @@ package trellistest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
 
+	"github.com/trellis-project/trellis/internal/pki"
 	"github.com/trellis-project/trellis/server"
 )
 
@@ -44,6 +48,9 @@ func Start(t testing.TB, opts ...Option) *rest.Config {
 func StartServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}
+	if err := copySharedPKI(filepath.Join(cfg.DataDir, "pki")); err != nil {
+		t.Fatalf("trellistest: %v", err)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -67,4 +74,45 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 		}
 	})
 	return &Server{Server: srv, Config: srv.AdminConfig()}
+}
+
+// Generating and fsyncing certificates is most of a server's start-up;
+// servers in one test process share one set, generated once. Each server
+// still has its own copy, so none can disturb another's.
+var (
+	pkiOnce sync.Once
+	pkiDir  string
+	pkiErr  error
+)
+
+func copySharedPKI(dst string) error {
+	pkiOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "trellistest-pki-")
+		if err != nil {
+			pkiErr = err
+			return
+		}
+		pkiDir = dir
+		_, pkiErr = pki.EnsureDevPKI(dir, pki.Options{Host: "127.0.0.1"})
+	})
+	if pkiErr != nil {
+		return pkiErr
+	}
+	entries, err := os.ReadDir(pkiDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(pkiDir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

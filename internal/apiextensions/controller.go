@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/trellis-project/trellis/internal/controller"
+
 	"github.com/trellis-project/trellis/internal/resource"
 	"github.com/trellis-project/trellis/internal/resource/builtin"
 )
@@ -72,7 +74,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 func (c *Controller) Run(ctx context.Context) {
 	defer c.queue.ShutDown()
 	c.factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
+	if !controller.WaitForSync(ctx, c.informer.HasSynced) {
 		return
 	}
 	// Serve the CRDs that already exist before reporting ready.
@@ -255,6 +257,13 @@ func (c *Controller) finalize(ctx context.Context, crd *apiextensionsv1.CustomRe
 	}
 	c.mu.Lock()
 	gvrs := append([]schema.GroupVersionResource(nil), c.served[crd.Name]...)
+	for _, gvr := range gvrs {
+		if d, ok := c.registry.Lookup(gvr); ok {
+			if cr, ok := d.Strategy.(*customResource); ok {
+				cr.terminating.Store(true)
+			}
+		}
+	}
 	c.mu.Unlock()
 	if len(gvrs) > 0 {
 		ri := c.dynamic.Resource(gvrs[0])
@@ -269,6 +278,9 @@ func (c *Controller) finalize(ctx context.Context, crd *apiextensionsv1.CustomRe
 			return true, nil
 		}
 	}
+	// Nothing is left: stop serving before the CRD disappears, so a client
+	// that sees it gone also sees its resource gone.
+	c.unregister(crd.Name)
 	latest, err := c.client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return false, nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -22,6 +23,7 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apiextensions-apiserver/pkg/registry/customresource/tableconvertor"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/client-go/util/jsonpath"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/trellis-project/trellis/internal/resource"
 )
@@ -53,6 +56,17 @@ type customResource struct {
 		ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error)
 	}
 	selectable []selectableField
+	// terminating is set once the CRD is being deleted: no new objects.
+	terminating atomic.Bool
+}
+
+// CreateAllowed refuses creates while the CRD is being deleted, as
+// kube-apiserver does.
+func (s *customResource) CreateAllowed() error {
+	if s.terminating.Load() {
+		return apierrors.NewMethodNotSupported(schema.GroupResource{Group: s.gvk.Group, Resource: strings.ToLower(s.gvk.Kind)}, "create")
+	}
+	return nil
 }
 
 type selectableField struct {
@@ -341,3 +355,7 @@ func (s *customResource) NewIn(gv schema.GroupVersion) (runtime.Object, error) {
 	u.SetGroupVersionKind(gv.WithKind(s.gvk.Kind))
 	return u, nil
 }
+
+// OpenAPISchema publishes the structural schema in /openapi/v2 and v3, so
+// kubectl explain and client-side tools see custom resources' fields.
+func (s *customResource) OpenAPISchema() *spec.Schema { return s.structural.ToKubeOpenAPI() }

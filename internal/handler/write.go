@@ -184,6 +184,12 @@ func (rc *reqCtx) respond(code int, obj runtime.Object, rev int64) {
 }
 
 func (rc *reqCtx) create() {
+	if g, ok := rc.d.Strategy.(interface{ CreateAllowed() error }); ok {
+		if err := g.CreateAllowed(); err != nil {
+			rc.fail(err)
+			return
+		}
+	}
 	format, err := requestBodyFormat(rc.r, false)
 	if err != nil {
 		rc.fail(err)

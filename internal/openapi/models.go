@@ -14,31 +14,32 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
-// Names of the apimachinery models every document refers to.
+// Names of the models operations refer to.
 const (
-	modelStatus          = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
-	modelDeleteOptions   = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
-	modelListOptions     = "io.k8s.apimachinery.pkg.apis.meta.v1.ListOptions"
-	modelCreateOptions   = "io.k8s.apimachinery.pkg.apis.meta.v1.CreateOptions"
-	modelUpdateOptions   = "io.k8s.apimachinery.pkg.apis.meta.v1.UpdateOptions"
-	modelPatchOptions    = "io.k8s.apimachinery.pkg.apis.meta.v1.PatchOptions"
-	modelPatch           = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
-	modelWatchEvent      = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent"
-	modelResourceList    = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList"
-	modelAPIGroup        = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup"
-	modelAPIGroupList    = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList"
-	modelAPIVersions     = "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions"
-	modelPartialObject   = "io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadata"
-	modelPartialList     = "io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList"
-	modelVersionInfo     = "io.k8s.apimachinery.pkg.version.Info"
-	modelScale           = "io.k8s.api.autoscaling.v1.Scale"
-	extensionGVK         = "x-kubernetes-group-version-kind"
-	extensionAction      = "x-kubernetes-action"
-	v3RefPrefix          = "#/components/schemas/"
-	v2RefPrefix          = "#/definitions/"
-	extensionPreserve    = "x-kubernetes-preserve-unknown-fields"
-	extensionEmbedded    = "x-kubernetes-embedded-resource"
-	extensionIntOrString = "x-kubernetes-int-or-string"
+	modelStatus        = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+	modelDeleteOptions = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+	modelListOptions   = "io.k8s.apimachinery.pkg.apis.meta.v1.ListOptions"
+	modelCreateOptions = "io.k8s.apimachinery.pkg.apis.meta.v1.CreateOptions"
+	modelUpdateOptions = "io.k8s.apimachinery.pkg.apis.meta.v1.UpdateOptions"
+	modelPatchOptions  = "io.k8s.apimachinery.pkg.apis.meta.v1.PatchOptions"
+	modelPatch         = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
+	modelResourceList  = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList"
+	modelAPIGroup      = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup"
+	modelAPIGroupList  = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList"
+	modelAPIVersions   = "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions"
+	modelPartialObject = "io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadata"
+	modelPartialList   = "io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList"
+	modelVersionInfo   = "io.k8s.apimachinery.pkg.version.Info"
+	modelScale         = "io.k8s.api.autoscaling.v1.Scale"
+)
+
+const (
+	extensionGVK      = "x-kubernetes-group-version-kind"
+	extensionAction   = "x-kubernetes-action"
+	extensionPreserve = "x-kubernetes-preserve-unknown-fields"
+
+	v3RefPrefix = "#/components/schemas/"
+	v2RefPrefix = "#/definitions/"
 )
 
 // flavor is the OpenAPI version a document is built for.

@@ -2,8 +2,9 @@ package pki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,9 +13,9 @@ import (
 
 // ensureServiceAccountKey loads the token signing key from keyPath, or
 // generates one if it is absent, and makes sure pubPath holds its public
-// half. RSA 2048 because RS256 is the one JWT algorithm every
-// service-account token verifier (OIDC discovery consumers included)
-// accepts.
+// half. ECDSA P-256 (ES256), which kube-apiserver signs and verifies
+// service-account tokens with; an RSA key takes hundreds of milliseconds to
+// generate, which every embedded test server would pay on start.
 //
 // sa.key is the source of truth: a missing sa.pub is rewritten from it,
 // while an existing sa.pub must contain its public key (it may hold others,
@@ -23,7 +24,7 @@ import (
 func ensureServiceAccountKey(keyPath, pubPath string) (crypto.Signer, error) {
 	key, err := readPrivateKey(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 			return nil, fmt.Errorf("pki: generating %s: %w", keyPath, err)
 		}
 		keyPEM, err := encodePrivateKey(key)

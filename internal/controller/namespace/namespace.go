@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/trellis-project/trellis/internal/controller"
 )
 
 // Resources lists the namespaced resources to empty, one version each.
@@ -60,7 +62,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, resources Resources
 func (c *Controller) Run(ctx context.Context) {
 	defer c.queue.ShutDown()
 	c.factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
+	if !controller.WaitForSync(ctx, c.informer.HasSynced) {
 		return
 	}
 	go func() {

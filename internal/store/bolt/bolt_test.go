@@ -201,38 +201,3 @@ func TestAutomaticCompactionByRevisionCount(t *testing.T) {
 		t.Fatalf("compacted to %d, past the 10 retained revisions", c)
 	}
 }
-
-func BenchmarkCreate(b *testing.B) {
-	for _, conc := range []int{1, 16} {
-		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
-			s := open(b, b.TempDir())
-			value := make([]byte, 1024)
-			ctx := context.Background()
-			var next sync.Mutex
-			n := 0
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for range conc {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						next.Lock()
-						i := n
-						n++
-						next.Unlock()
-						if i >= b.N {
-							return
-						}
-						if _, err := s.Create(ctx, fmt.Sprintf("/bench/%08d", i), value); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
-		})
-	}
-}

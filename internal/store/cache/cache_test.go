@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1282,80 +1281,4 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 			}
 		}
 	}
-}
-
-// BenchmarkList lists 10,000 objects of about 1 KB each.
-func BenchmarkList(b *testing.B) {
-	backend := openBolt(b)
-	keys := make([]string, 10000)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("%sns%02d/object-%05d", prefix, i%50, i)
-	}
-	value := bytes.Repeat([]byte("x"), 1000)
-	createMany(b, backend, keys, func(string) []byte { return value })
-	ctx := context.Background()
-	run := func(s store.Store, opts store.ListOptions) func(b *testing.B) {
-		return func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				res, err := s.List(ctx, prefix, opts)
-				if err != nil || len(res.KVs) != len(keys) {
-					b.Fatalf("List: %d KVs, %v", len(res.KVs), err)
-				}
-			}
-		}
-	}
-	copying := start(b, backend, cache.Options{})
-	shared := start(b, backend, cache.Options{SharedValues: true})
-	b.Run("Cache/Consistent", run(copying, store.ListOptions{}))
-	b.Run("Cache/Consistent/SharedValues", run(shared, store.ListOptions{}))
-	b.Run("Cache/NotOlderThan0/SharedValues", run(shared, store.ListOptions{Match: store.NotOlderThan}))
-	b.Run("Backend", run(backend, store.ListOptions{}))
-}
-
-// BenchmarkWatchFanout measures how long after a write returns each of 100
-// watchers has its event. A watcher that has it before the write returns
-// counts as 0.
-func BenchmarkWatchFanout(b *testing.B) {
-	const watchers = 100
-	backend := openBolt(b)
-	c := start(b, backend, cache.Options{})
-	ctx := context.Background()
-	key := prefix + "hot"
-	create(b, c, key, "v")
-	var (
-		done sync.WaitGroup
-		recv [watchers]time.Time
-	)
-	for i := range watchers {
-		w, err := c.Watch(ctx, prefix, store.WatchOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer w.Stop()
-		go func() {
-			for range w.Events() {
-				recv[i] = time.Now()
-				done.Done()
-			}
-		}()
-	}
-	value := bytes.Repeat([]byte("x"), 1000)
-	lat := make([]time.Duration, 0, 1024*watchers)
-	for b.Loop() {
-		done.Add(watchers)
-		if _, err := c.Update(ctx, key, value, store.Precondition{}); err != nil {
-			b.Fatal(err)
-		}
-		committed := time.Now()
-		done.Wait()
-		for _, t := range recv {
-			lat = append(lat, max(t.Sub(committed), 0))
-		}
-	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 }
