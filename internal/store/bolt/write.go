@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -100,6 +101,7 @@ func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	defer close(s.committerDone)
 	batch := make([]*writeOp, 0, s.opts.MaxBatch)
+	lastSize := 0
 	for {
 		batch = batch[:0]
 		select {
@@ -118,8 +120,36 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
+		if len(batch) < lastSize && len(batch) < s.opts.MaxBatch {
+			batch = s.linger(batch, lastSize)
+		}
+		lastSize = len(batch)
 		s.commit(batch)
 	}
+}
+
+// groupLinger bounds how long the committer waits for writers it has just
+// acknowledged. Without it, batches alternate between the writers that
+// queued during the last fsync and those it just woke, so each commit
+// carries half the writers.
+const groupLinger = 150 * time.Microsecond
+
+// linger waits briefly for the batch to grow back to the previous batch's
+// size. A lone writer (previous batch of one) never waits.
+func (s *Store) linger(batch []*writeOp, want int) []*writeOp {
+	timer := time.NewTimer(groupLinger)
+	defer timer.Stop()
+	for len(batch) < want && len(batch) < s.opts.MaxBatch {
+		select {
+		case op := <-s.writes:
+			batch = append(batch, op)
+		case <-timer.C:
+			return batch
+		case <-s.stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (s *Store) failQueued() {
