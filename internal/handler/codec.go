@@ -1,9 +1,11 @@
 package handler
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -150,33 +152,42 @@ func peekMeta(raw []byte) (objectMeta, error) {
 	return m, err
 }
 
-// joinItems writes a list envelope around already encoded items.
-func joinItems(listKind, apiVersion string, lm metav1.ListMeta, items [][]byte) []byte {
-	metaJSON, _ := json.Marshal(lm)
-	size := 64 + len(metaJSON)
-	for _, it := range items {
-		size += len(it) + 1
+// writeList writes a list envelope around already encoded items. JSON is
+// streamed in chunks, so a list of many megabytes is never assembled in
+// one buffer; YAML needs the whole document to convert.
+func writeList(w http.ResponseWriter, out output, listKind, apiVersion string, lm metav1.ListMeta, items [][]byte) {
+	if out.yaml {
+		var b bytes.Buffer
+		writeListJSON(&b, listKind, apiVersion, lm, items)
+		writeRaw(w, http.StatusOK, out, b.Bytes())
+		return
 	}
-	var b bytes.Buffer
-	b.Grow(size)
-	b.WriteString(`{"kind":`)
-	writeJSONString(&b, listKind)
-	b.WriteString(`,"apiVersion":`)
-	writeJSONString(&b, apiVersion)
-	b.WriteString(`,"metadata":`)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 256<<10)
+	writeListJSON(bw, listKind, apiVersion, lm, items)
+	bw.Flush()
+}
+
+func writeListJSON(b io.Writer, listKind, apiVersion string, lm metav1.ListMeta, items [][]byte) {
+	metaJSON, _ := json.Marshal(lm)
+	io.WriteString(b, `{"kind":`)
+	writeJSONString(b, listKind)
+	io.WriteString(b, `,"apiVersion":`)
+	writeJSONString(b, apiVersion)
+	io.WriteString(b, `,"metadata":`)
 	b.Write(metaJSON)
-	b.WriteString(`,"items":[`)
+	io.WriteString(b, `,"items":[`)
 	for i, it := range items {
 		if i > 0 {
-			b.WriteByte(',')
+			io.WriteString(b, ",")
 		}
 		b.Write(bytes.TrimRight(it, "\n"))
 	}
-	b.WriteString("]}\n")
-	return b.Bytes()
+	io.WriteString(b, "]}\n")
 }
 
-func writeJSONString(b *bytes.Buffer, s string) {
+func writeJSONString(b io.Writer, s string) {
 	q, _ := json.Marshal(s)
 	b.Write(q)
 }

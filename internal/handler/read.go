@@ -293,7 +293,7 @@ func (rc *reqCtx) list() {
 		for i, kv := range page.items {
 			items[i] = kv.Value
 		}
-		writeRaw(rc.w, http.StatusOK, out, joinItems(rc.d.ListKind, rc.d.GroupVersion().String(), lm, items))
+		writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
 		return
 	}
 	objs := make([]runtime.Object, len(page.items))
@@ -352,7 +352,7 @@ func (rc *reqCtx) writeList(out output, lm metav1.ListMeta, objs []runtime.Objec
 			}
 			items[i] = raw
 		}
-		writeRaw(rc.w, http.StatusOK, out, joinItems(rc.d.ListKind, rc.d.GroupVersion().String(), lm, items))
+		writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
 	}
 }
 
