@@ -212,6 +212,9 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 			StorageVersion: schema.GroupVersion{Group: crd.Spec.Group, Version: storage},
 			Strategy:       strategy,
 		}
+		if v.Subresources != nil && v.Subresources.Scale != nil {
+			d.Subresources = append(d.Subresources, "scale")
+		}
 		if v.Subresources != nil && v.Subresources.Status != nil {
 			d.Subresources = append(d.Subresources, "status")
 		}

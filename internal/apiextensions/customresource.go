@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
@@ -359,3 +360,43 @@ func (s *customResource) NewIn(gv schema.GroupVersion) (runtime.Object, error) {
 // OpenAPISchema publishes the structural schema in /openapi/v2 and v3, so
 // kubectl explain and client-side tools see custom resources' fields.
 func (s *customResource) OpenAPISchema() *spec.Schema { return s.structural.ToKubeOpenAPI() }
+
+// ScaleOf maps a custom resource to its autoscaling/v1 Scale through the
+// CRD's scale subresource paths.
+func (s *customResource) ScaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
+	if s.scale == nil {
+		return nil, fmt.Errorf("%s has no scale subresource", s.gvk.Kind)
+	}
+	u := obj.(*unstructured.Unstructured)
+	sc := &autoscalingv1.Scale{
+		TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: u.GetName(), Namespace: u.GetNamespace(), UID: u.GetUID(),
+			ResourceVersion: u.GetResourceVersion(), CreationTimestamp: u.GetCreationTimestamp(),
+		},
+	}
+	if n, ok, err := unstructured.NestedInt64(u.Object, pathOf(s.scale.SpecReplicasPath)...); err == nil && ok {
+		sc.Spec.Replicas = int32(n)
+	}
+	if n, ok, err := unstructured.NestedInt64(u.Object, pathOf(s.scale.StatusReplicasPath)...); err == nil && ok {
+		sc.Status.Replicas = int32(n)
+	}
+	if s.scale.LabelSelectorPath != nil {
+		if sel, ok, err := unstructured.NestedString(u.Object, pathOf(*s.scale.LabelSelectorPath)...); err == nil && ok {
+			sc.Status.Selector = sel
+		}
+	}
+	return sc, nil
+}
+
+// SetReplicas writes a Scale's replicas into spec at the scale path.
+func (s *customResource) SetReplicas(obj runtime.Object, replicas int32) error {
+	if s.scale == nil {
+		return fmt.Errorf("%s has no scale subresource", s.gvk.Kind)
+	}
+	return unstructured.SetNestedField(obj.(*unstructured.Unstructured).Object, int64(replicas), pathOf(s.scale.SpecReplicasPath)...)
+}
+
+func pathOf(jsonPath string) []string {
+	return strings.Split(strings.TrimPrefix(jsonPath, "."), ".")
+}

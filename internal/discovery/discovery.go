@@ -183,10 +183,14 @@ func build(all []*resource.Descriptor) *documents {
 				StorageVersionHash: storageVersionHash(r),
 			})
 			for _, sub := range r.Subresources {
-				list.APIResources = append(list.APIResources, metav1.APIResource{
-					Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: subresourceKind(r, sub),
+				res := metav1.APIResource{
+					Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: r.Kind,
 					Verbs: subresourceVerbs[sub],
-				})
+				}
+				if sub == "scale" {
+					res.Group, res.Version, res.Kind = "autoscaling", "v1", "Scale"
+				}
+				list.APIResources = append(list.APIResources, res)
 			}
 		}
 		d.resourceLists[gv] = mustJSON(list)
@@ -243,10 +247,12 @@ func build(all []*resource.Descriptor) *documents {
 						Verbs:        r.Verbs, ShortNames: r.ShortNames, Categories: r.Categories,
 					}
 					for _, sub := range r.Subresources {
+						kind := &metav1.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+						if sub == "scale" {
+							kind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
+						}
 						rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
-							Subresource:  sub,
-							ResponseKind: &metav1.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: subresourceKind(r, sub)},
-							Verbs:        subresourceVerbs[sub],
+							Subresource: sub, ResponseKind: kind, Verbs: subresourceVerbs[sub],
 						})
 					}
 					vd.Resources = append(vd.Resources, rd)
@@ -262,13 +268,6 @@ func build(all []*resource.Descriptor) *documents {
 	d.aggregatedCore, d.etagCore = aggregated([]string{""})
 	d.aggregatedAPIs, d.etagAPIs = aggregated(groupNames)
 	return d
-}
-
-func subresourceKind(r *resource.Descriptor, sub string) string {
-	if sub == "scale" {
-		return "Scale"
-	}
-	return r.Kind
 }
 
 // storageVersionHash is an opaque digest of where objects are stored,

@@ -91,6 +91,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.Namespaced {
 		rc.namespace = info.Namespace
 	}
+	if info.Subresource == "scale" {
+		rc.scale()
+		return
+	}
 	if info.Subresource != "" {
 		switch info.Verb {
 		case "get", "update", "patch":
@@ -134,6 +138,9 @@ type reqCtx struct {
 	d         *resource.Descriptor
 	store     store.Store
 	namespace string
+	// respondAs, if set, turns the written object into the response
+	// (a /scale write answers with the Scale).
+	respondAs func(runtime.Object) (runtime.Object, error)
 }
 
 func (rc *reqCtx) ctx() context.Context { return rc.r.Context() }

@@ -48,6 +48,15 @@ func (rc *reqCtx) get() {
 
 // writeOne writes a single object in the negotiated form.
 func (rc *reqCtx) writeOne(code int, out output, obj runtime.Object) {
+	if rc.respondAs != nil {
+		as, err := rc.respondAs(obj)
+		if err != nil {
+			rc.fail(apierrors.NewInternalError(err))
+			return
+		}
+		writeObject(rc.w, rc.r, code, output{yaml: out.yaml}, as)
+		return
+	}
 	switch out.kind {
 	case asTable:
 		opts := rc.tableOptions()

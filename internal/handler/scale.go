@@ -1,0 +1,173 @@
+package handler
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// Scaler is implemented by strategies that serve a /scale subresource: it
+// maps an object to an autoscaling/v1 Scale and writes a Scale's replicas
+// back.
+type Scaler interface {
+	ScaleOf(obj runtime.Object) (*autoscalingv1.Scale, error)
+	SetReplicas(obj runtime.Object, replicas int32) error
+}
+
+var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+
+// scale serves GET, PUT and PATCH on /scale, as kube-apiserver does for
+// custom resources: the body and the answer are autoscaling/v1 Scale, and
+// only spec.replicas is written back.
+func (rc *reqCtx) scale() {
+	scaler, ok := rc.d.Strategy.(Scaler)
+	if !ok {
+		rc.fail(notFoundPath())
+		return
+	}
+	switch rc.info.Verb {
+	case "get":
+		kv, err := rc.store.Get(rc.ctx(), rc.d.Key(rc.namespace, rc.info.Name))
+		if err != nil {
+			rc.fail(rc.storeError(err, rc.info.Name))
+			return
+		}
+		obj, err := rc.decodeStored(kv.Value, kv.ModRevision)
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		rc.writeScale(http.StatusOK, scaler, obj)
+	case "update":
+		format, err := requestBodyFormat(rc.r, false)
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		body, err := rc.readBody()
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		sc, err := decodeScale(body, format)
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		if sc.Name != rc.info.Name {
+			rc.fail(apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", sc.Name, rc.info.Name)))
+			return
+		}
+		rc.updateScale(scaler, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return sc, nil }, sc.ResourceVersion)
+	case "patch":
+		format, err := requestBodyFormat(rc.r, true)
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		patchBytes, err := rc.readBody()
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		rc.updateScale(scaler, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+			original, _ := json.Marshal(cur)
+			var patched []byte
+			var err error
+			switch format {
+			case bodyJSONPatch:
+				var p jsonpatch.Patch
+				if p, err = jsonpatch.DecodePatch(patchBytes); err == nil {
+					patched, err = p.Apply(original)
+				}
+			case bodyMergePatch:
+				patched, err = jsonpatch.MergePatch(original, patchBytes)
+			case bodyStrategicMergePatch:
+				patched, err = strategicpatch.StrategicMergePatch(original, patchBytes, &autoscalingv1.Scale{})
+			default:
+				return nil, unsupportedMediaType("application/apply-patch+yaml", true)
+			}
+			if err != nil {
+				return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rc.info.Name, field.ErrorList{field.Invalid(field.NewPath("patch"), string(patchBytes), err.Error())})
+			}
+			sc, err := decodeScale(patched, bodyJSON)
+			if err != nil {
+				return nil, err
+			}
+			if sc.ResourceVersion == cur.ResourceVersion {
+				sc.ResourceVersion = "" // unchanged: not a precondition
+			}
+			return sc, nil
+		}, "")
+	default:
+		rc.fail(methodNotSupported(rc.d, rc.info))
+	}
+}
+
+// updateScale runs the shared read-modify-write loop with a Scale edit.
+func (rc *reqCtx) updateScale(scaler Scaler, edit func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error), expectRV string) {
+	rc.respondAs = func(obj runtime.Object) (runtime.Object, error) { return scaler.ScaleOf(obj) }
+	rc.applyUpdate(func(old runtime.Object) (runtime.Object, error) {
+		cur, err := scaler.ScaleOf(old)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		sc, err := edit(cur)
+		if err != nil {
+			return nil, err
+		}
+		if sc.Spec.Replicas < 0 {
+			return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rc.info.Name, field.ErrorList{
+				field.Invalid(field.NewPath("spec", "replicas"), sc.Spec.Replicas, "must be greater than or equal to 0"),
+			})
+		}
+		if err := scaler.SetReplicas(old, sc.Spec.Replicas); err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		m, _ := meta.Accessor(old)
+		m.SetResourceVersion(sc.ResourceVersion)
+		return old, nil
+	}, expectRV)
+}
+
+func (rc *reqCtx) writeScale(code int, scaler Scaler, obj runtime.Object) {
+	sc, err := scaler.ScaleOf(obj)
+	if err != nil {
+		rc.fail(apierrors.NewInternalError(err))
+		return
+	}
+	out, _ := negotiate(rc.r, false)
+	writeObject(rc.w, rc.r, code, output{yaml: out.yaml}, sc)
+}
+
+func decodeScale(body []byte, format bodyFormat) (*autoscalingv1.Scale, error) {
+	if format == bodyYAML {
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		body = j
+	}
+	if format == bodyProtobuf {
+		return nil, unsupportedMediaType(ProtobufMediaType, false)
+	}
+	sc := &autoscalingv1.Scale{}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, sc); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if sc.APIVersion != "" && schema.FromAPIVersionAndKind(sc.APIVersion, sc.Kind) != scaleGVK {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s %s) does not match the expected kind (%s)", sc.APIVersion, sc.Kind, scaleGVK))
+	}
+	return sc, nil
+}
