@@ -42,54 +42,37 @@ func SetResourceVersion(raw []byte, rev int64) []byte {
 // topLevelMetadata finds the value of the "metadata" key of the outermost
 // object: the bytes from its '{' to just past its '}'.
 func topLevelMetadata(raw []byte) (start, end int, ok bool) {
+	return topLevelValue(raw, "metadata", '{')
+}
+
+// stringField finds key at the top level of object obj and returns the span
+// of its string value including quotes.
+func stringField(obj []byte, key string) (vs, ve int, ok bool) {
+	return topLevelValue(obj, key, '"')
+}
+
+// topLevelValue scans a JSON object for key at depth 1 whose value starts
+// with open ('{' or '"') and returns the value's span.
+func topLevelValue(raw []byte, key string, open byte) (start, end int, ok bool) {
 	depth := 0
 	for i := 0; i < len(raw); i++ {
-		switch c := raw[i]; c {
+		switch raw[i] {
 		case '"':
 			j := skipString(raw, i)
 			if j < 0 {
 				return 0, 0, false
 			}
-			if depth == 1 && string(raw[i+1:j-1]) == "metadata" {
+			if depth == 1 && string(raw[i+1:j-1]) == key {
 				k := skipSpace(raw, j)
 				if k < len(raw) && raw[k] == ':' {
 					k = skipSpace(raw, k+1)
-					if k < len(raw) && raw[k] == '{' {
-						e := skipValue(raw, k)
-						if e < 0 {
-							return 0, 0, false
+					if k < len(raw) && raw[k] == open {
+						var e int
+						if open == '"' {
+							e = skipString(raw, k)
+						} else {
+							e = skipValue(raw, k)
 						}
-						return k, e, true
-					}
-				}
-			}
-			i = j - 1
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-		}
-	}
-	return 0, 0, false
-}
-
-// stringField finds key in a flat scan of object obj (depth 1 only) and
-// returns the span of its string value including quotes.
-func stringField(obj []byte, key string) (vs, ve int, ok bool) {
-	depth := 0
-	for i := 0; i < len(obj); i++ {
-		switch c := obj[i]; c {
-		case '"':
-			j := skipString(obj, i)
-			if j < 0 {
-				return 0, 0, false
-			}
-			if depth == 1 && string(obj[i+1:j-1]) == key {
-				k := skipSpace(obj, j)
-				if k < len(obj) && obj[k] == ':' {
-					k = skipSpace(obj, k+1)
-					if k < len(obj) && obj[k] == '"' {
-						e := skipString(obj, k)
 						if e < 0 {
 							return 0, 0, false
 						}
