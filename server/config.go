@@ -18,6 +18,10 @@ type Config struct {
 	CertFile, KeyFile, ClientCAFile string
 	// TokenAuthFile is a static bearer-token file (token,user,uid,"groups").
 	TokenAuthFile string
+	// AuthorizationModes is the ordered authorizer chain (RBAC,
+	// AlwaysAllow, AlwaysDeny); members of system:masters are always
+	// allowed. Empty means AlwaysAllow.
+	AuthorizationModes []string
 
 	// EtcdServers switches storage from the embedded store to etcd.
 	EtcdServers                             []string

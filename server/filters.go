@@ -37,9 +37,10 @@ func publicPath(p string) bool {
 
 // filters wraps the router with the request path's generic stages, outer
 // first: panic recovery, request info, metrics, authentication,
-// in-flight limits.
-func (s *Server) filters(next http.Handler, authn auth.Authenticator) http.Handler {
+// authorization, in-flight limits.
+func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth.Authorizer) http.Handler {
 	h := s.withInFlightLimit(next)
+	h = withAuthorization(h, authz)
 	h = withAuthentication(h, authn)
 	h = s.metrics.instrument(h)
 	h = withRequestInfo(h)

@@ -18,9 +18,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/controller"
 	"github.com/trellis-project/trellis/internal/discovery"
 	"github.com/trellis-project/trellis/internal/handler"
 	"github.com/trellis-project/trellis/internal/pki"
@@ -48,6 +51,7 @@ type Server struct {
 	loopbackToken string
 	ready         chan struct{}
 	crdsServed    <-chan struct{}
+	authzSynced   []func() bool
 	stopCtx       context.Context
 	stop          context.CancelFunc
 	controllers   sync.WaitGroup
@@ -153,17 +157,27 @@ func (s *Server) authenticator() (auth.Authenticator, error) {
 // Run serves until ctx ends, then drains in-flight requests, ends watches,
 // and closes storage; every acknowledged write is already durable.
 func (s *Server) Run(ctx context.Context) error {
+	// Ending ctx stops everything, also while start-up is still waiting.
+	defer context.AfterFunc(ctx, s.stop)()
 	authn, err := s.authenticator()
+	if err != nil {
+		return err
+	}
+	// Authorizers read RBAC objects through informers on the loopback
+	// client (system:masters, allowed before any authorizer runs).
+	authzInformers := informers.NewSharedInformerFactory(kubernetes.NewForConfigOrDie(s.LoopbackConfig()), 0)
+	authz, err := s.authorizer(authzInformers)
 	if err != nil {
 		return err
 	}
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
+		FieldManagers: s.fieldManagers(),
 	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)
-	chain := s.filters(root, authn)
+	chain := s.filters(root, authn, authz)
 
 	tlsCfg := s.pki.ServingTLSConfig()
 	s.http = &http.Server{
@@ -181,6 +195,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()
+	authzInformers.Start(s.stopCtx.Done())
+	for _, synced := range s.authzSynced {
+		if !controller.WaitForSync(s.stopCtx, synced) {
+			s.shutdown()
+			return errors.New("authorization caches did not sync")
+		}
+	}
 	if !s.cfg.DisableControllers {
 		s.startControllers()
 		if s.crdsServed != nil {

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/informers"
+
+	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/handler"
+	"github.com/trellis-project/trellis/internal/request"
+)
+
+// Authorization modes, as kube-apiserver's --authorization-mode.
+const (
+	ModeAlwaysAllow = "AlwaysAllow"
+	ModeAlwaysDeny  = "AlwaysDeny"
+	ModeRBAC        = "RBAC"
+)
+
+// authorizer builds the chain for the configured modes. system:masters is
+// always allowed first, as in kube-apiserver.
+func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Authorizer, error) {
+	chain := auth.AuthorizerChain{auth.PrivilegedGroups{}}
+	modes := s.cfg.AuthorizationModes
+	if len(modes) == 0 {
+		modes = []string{ModeAlwaysAllow}
+	}
+	for _, m := range modes {
+		switch m {
+		case ModeAlwaysAllow:
+			chain = append(chain, auth.AlwaysAllow{})
+		case ModeAlwaysDeny:
+			chain = append(chain, auth.AlwaysDeny{})
+		case ModeRBAC:
+			rbac := factory.Rbac().V1()
+			s.authzSynced = append(s.authzSynced,
+				rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
+				rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced)
+			chain = append(chain, auth.NewRBAC(auth.RBACListers{
+				Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
+				ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
+			}))
+		default:
+			return nil, fmt.Errorf("unknown authorization mode %q (known: %s)", m, strings.Join([]string{ModeAlwaysAllow, ModeAlwaysDeny, ModeRBAC}, ", "))
+		}
+	}
+	return chain, nil
+}
+
+// withAuthorization refuses what the authorizer does not allow, with
+// kube-apiserver's 403 wording.
+func withAuthorization(next http.Handler, az auth.Authorizer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := attributesFor(r)
+		d, reason, err := az.Authorize(r.Context(), a)
+		if d == auth.Allow {
+			next.ServeHTTP(w, r)
+			return
+		}
+		msg := auth.ForbiddenMessage(a)
+		if reason != "" {
+			msg += ": " + reason
+		}
+		if err != nil && d == auth.NoOpinion && reason == "" {
+			msg += ": " + err.Error()
+		}
+		var status error
+		if a.ResourceRequest {
+			status = apierrors.NewForbidden(a.GroupResource(), a.Name, errors.New(msg))
+		} else {
+			status = apierrors.NewForbidden(schema.GroupResource{}, "", errors.New(msg))
+		}
+		handler.WriteError(w, r, status)
+	})
+}
+
+func attributesFor(r *http.Request) auth.Attributes {
+	a := auth.Attributes{User: auth.UserFrom(r.Context()), Path: r.URL.Path}
+	info := request.InfoFrom(r.Context())
+	if info == nil {
+		a.Verb = strings.ToLower(r.Method)
+		return a
+	}
+	a.Verb = info.Verb
+	if info.IsResourceRequest {
+		a.ResourceRequest = true
+		a.APIGroup, a.APIVersion, a.Resource = info.APIGroup, info.APIVersion, info.Resource
+		a.Subresource, a.Namespace, a.Name = info.Subresource, info.Namespace, info.Name
+	}
+	return a
+}
