@@ -173,7 +173,6 @@ func (s *Server) Run(ctx context.Context) error {
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
-		FieldManagers: s.fieldManagers(),
 	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)
