@@ -32,6 +32,7 @@ func (s *Server) loopbackDo(chain http.Handler, method, path string, body []byte
 	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(s.stopCtx)
 	req.Header.Set("Authorization", "Bearer "+s.loopbackToken)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent("kube-apiserver"))
 	rec := httptest.NewRecorder()
 	chain.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()

@@ -39,6 +39,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests
 	// after its context ends.
 	ShutdownTimeout time.Duration
+	// ConversionWebhookTimeout bounds each call to a CRD's conversion
+	// webhook (default 30s, as kube-apiserver).
+	ConversionWebhookTimeout time.Duration
 	// DisableControllers skips the in-process controllers (namespace
 	// lifecycle); tests of raw API behaviour use it.
 	DisableControllers bool

@@ -6,17 +6,23 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 
 	"github.com/trellis-project/trellis/internal/apiextensions"
+	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
 )
 
 // startControllers runs the in-process controllers against the server's
 // own API through the loopback identity, like any other client.
 func (s *Server) startControllers() {
-	cfg := s.LoopbackConfig()
+	// The CRD controllers run inside kube-apiserver upstream, the
+	// namespace controller in kube-controller-manager: their writes are
+	// recorded under those managers.
+	cfg := rest.CopyConfig(s.LoopbackConfig())
+	cfg.UserAgent = userAgent("kube-controller-manager")
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		log.Printf("controllers: %v", err)
@@ -27,18 +33,34 @@ func (s *Server) startControllers() {
 		log.Printf("controllers: %v", err)
 		return
 	}
-	extClient, err := apiextensionsclient.NewForConfig(cfg)
+	apiserverCfg := rest.CopyConfig(cfg)
+	apiserverCfg.UserAgent = userAgent("kube-apiserver")
+	extClient, err := apiextensionsclient.NewForConfig(apiserverCfg)
 	if err != nil {
 		log.Printf("controllers: %v", err)
 		return
 	}
-	crdc := apiextensions.NewController(extClient, dyn, s.registry)
+	crdDynamic, err := dynamic.NewForConfig(apiserverCfg)
+	if err != nil {
+		log.Printf("controllers: %v", err)
+		return
+	}
+	crdc := apiextensions.NewController(extClient, crdDynamic, s.registry,
+		apiextensions.WithServiceResolver(apiextensions.EndpointsResolver{Client: client}),
+		apiextensions.WithWebhookTimeout(s.cfg.ConversionWebhookTimeout))
 	s.controllers.Add(1)
 	go func() {
 		defer s.controllers.Done()
 		crdc.Run(s.stopCtx)
 	}()
 	s.crdsServed = crdc.Initialized()
+
+	agg := clusterroleaggregation.New(client)
+	s.controllers.Add(1)
+	go func() {
+		defer s.controllers.Done()
+		agg.Run(s.stopCtx)
+	}()
 
 	nsc := namespace.New(client, dyn, s.namespacedResources)
 	s.controllers.Add(1)

@@ -173,6 +173,7 @@ func (s *Server) Run(ctx context.Context) error {
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
+		FieldManagers: s.fieldManagers(),
 	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)
@@ -191,6 +192,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if err := s.bootstrap(chain); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := s.reconcileBootstrapPolicy(chain); err != nil {
+		return fmt.Errorf("bootstrap RBAC policy: %w", err)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()

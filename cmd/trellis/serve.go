@@ -49,6 +49,7 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&cfg.MaxRequestsInFlight, "max-requests-inflight", 800, "concurrent read-only requests before 429")
 	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 400, "concurrent mutating requests before 429")
 	f.DurationVar(&cfg.MinRequestTimeout, "min-request-timeout", 30*time.Minute, "shortest server-chosen watch duration")
+	f.DurationVar(&cfg.ConversionWebhookTimeout, "conversion-webhook-timeout", 30*time.Second, "timeout of each call to a CustomResourceDefinition's conversion webhook")
 	f.DurationVar(&cfg.CompactionInterval, "compaction-interval", time.Minute, "how often the embedded store compacts its history")
 	f.DurationVar(&cfg.CompactionRetainAge, "compaction-retain-age", 5*time.Minute, "history younger than this is kept")
 	f.Int64Var(&cfg.CompactionRetainRevisions, "compaction-retain-revisions", 10000, "at least this many recent revisions are kept")

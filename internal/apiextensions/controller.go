@@ -41,10 +41,37 @@ type Controller struct {
 	mu          sync.Mutex
 	served      map[string][]schema.GroupVersionResource // CRD name → registered versions
 	initialized chan struct{}
+
+	// webhooks holds each CRD's conversion webhook client.
+	webhooks *webhookClients
+}
+
+// Option configures the controller.
+type Option func(*options)
+
+type options struct {
+	resolver       ServiceResolver
+	webhookTimeout time.Duration
+}
+
+// WithServiceResolver resolves the Services that conversion webhooks name
+// in clientConfig.service (see EndpointsResolver).
+func WithServiceResolver(r ServiceResolver) Option {
+	return func(o *options) { o.resolver = r }
+}
+
+// WithWebhookTimeout bounds each conversion webhook call
+// (DefaultWebhookTimeout when zero).
+func WithWebhookTimeout(d time.Duration) Option {
+	return func(o *options) { o.webhookTimeout = d }
 }
 
 // NewController builds the controller; Run starts it.
-func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, reg *resource.Registry) *Controller {
+func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, reg *resource.Registry, opts ...Option) *Controller {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	factory := apiextensionsinformers.NewSharedInformerFactory(client, 0)
 	inf := factory.Apiextensions().V1().CustomResourceDefinitions()
 	c := &Controller{
@@ -55,6 +82,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "crd"}),
 		served:      map[string][]schema.GroupVersionResource{},
 		initialized: make(chan struct{}),
+		webhooks:    newWebhookClients(o.resolver, o.webhookTimeout),
 	}
 	enqueue := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -191,16 +219,26 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 			storage = v.Name
 		}
 	}
+	conv, err := c.webhooks.converterFor(crd)
+	if err != nil {
+		return err
+	}
+	conversion, err := newCRDConversion(crd, conv)
+	if err != nil {
+		return err
+	}
 	var descs []*resource.Descriptor
+	fields := newCustomKind(crd, conv)
 	for i := range crd.Spec.Versions {
 		v := &crd.Spec.Versions[i]
 		if !v.Served {
 			continue
 		}
-		strategy, err := newCustomResource(crd, v, storage)
+		strategy, err := newCustomResource(crd, v, storage, fields)
 		if err != nil {
 			return err
 		}
+		strategy.conv = conversion
 		d := &resource.Descriptor{
 			Group: crd.Spec.Group, Version: v.Name,
 			Kind: crd.Spec.Names.Kind, ListKind: crd.Spec.Names.ListKind,
@@ -244,6 +282,7 @@ func (c *Controller) unregister(name string) {
 		c.registry.Remove(gvr)
 	}
 	delete(c.served, name)
+	c.webhooks.forget(name)
 }
 
 // finalize deletes every custom resource of a CRD being deleted, then

@@ -36,7 +36,9 @@ import (
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/client-go/util/jsonpath"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
+	"github.com/trellis-project/trellis/internal/fieldmanager"
 	"github.com/trellis-project/trellis/internal/resource"
 )
 
@@ -57,8 +59,13 @@ type customResource struct {
 		ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error)
 	}
 	selectable []selectableField
+	// conv converts between the CRD's versions; shared by all of them.
+	conv *crdConversion
 	// terminating is set once the CRD is being deleted: no new objects.
 	terminating atomic.Bool
+	// fields is the type information the field manager needs, shared by
+	// every version of the CRD.
+	fields *fieldmanager.CustomKind
 }
 
 // CreateAllowed refuses creates while the CRD is being deleted, as
@@ -77,25 +84,20 @@ type selectableField struct {
 
 var _ resource.Strategy = (*customResource)(nil)
 
-// newCustomResource builds the strategy of version v of crd.
-func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string) (*customResource, error) {
+// newCustomResource builds the strategy of version v of crd. fields is
+// shared by the strategies of all of crd's versions.
+func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string, fields *fieldmanager.CustomKind) (*customResource, error) {
 	gv := schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name}
 	s := &customResource{
 		gvk:        gv.WithKind(crd.Spec.Names.Kind),
 		listGVK:    gv.WithKind(crd.Spec.Names.ListKind),
 		storageGV:  schema.GroupVersion{Group: crd.Spec.Group, Version: storage},
 		namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
+		fields:     fields,
 	}
-	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
-		return nil, fmt.Errorf("version %s has no schema", v.Name)
-	}
-	var internal apiextensionsinternal.CustomResourceValidation
-	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema, &internal, nil); err != nil {
-		return nil, fmt.Errorf("convert schema of %s: %w", v.Name, err)
-	}
-	structural, err := structuralschema.NewStructural(internal.OpenAPIV3Schema)
+	internal, structural, err := versionSchema(v)
 	if err != nil {
-		return nil, fmt.Errorf("structural schema of %s: %w", v.Name, err)
+		return nil, err
 	}
 	s.structural = structural
 	if s.validator, _, err = apiservervalidation.NewSchemaValidator(internal.OpenAPIV3Schema); err != nil {
@@ -298,26 +300,54 @@ func (s *customResource) validateScale(u *unstructured.Unstructured) field.Error
 }
 
 func (s *customResource) ToStorage(obj runtime.Object) (runtime.Object, error) {
-	return s.convert(obj, s.storageGV)
-}
-
-func (s *customResource) FromStorage(obj runtime.Object) (runtime.Object, error) {
-	return s.convert(obj, s.gvk.GroupVersion())
-}
-
-// convert implements the None conversion strategy: only apiVersion changes.
-func (s *customResource) convert(obj runtime.Object, gv schema.GroupVersion) (runtime.Object, error) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil, fmt.Errorf("custom resource of type %T", obj)
 	}
-	if u.GetAPIVersion() == gv.String() {
-		return u, nil
-	}
-	out := u.DeepCopy()
-	out.SetAPIVersion(gv.String())
-	return out, nil
+	return s.conv.toStorage(u)
 }
+
+// FromStorage converts a decoded stored object, which keeps the version
+// it was stored in, to the served version, with the defaulting and
+// pruning kube-apiserver applies on the way.
+func (s *customResource) FromStorage(obj runtime.Object) (runtime.Object, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("custom resource of type %T", obj)
+	}
+	out, err := s.conv.fromStorage([]*unstructured.Unstructured{u}, s.gvk.GroupVersion(), false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// FromStorageList is FromStorage for a page of a list: a conversion
+// webhook gets all of its objects in one review.
+func (s *customResource) FromStorageList(objs []runtime.Object) ([]runtime.Object, error) {
+	us := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			return nil, fmt.Errorf("custom resource of type %T", o)
+		}
+		us[i] = u
+	}
+	out, err := s.conv.fromStorage(us, s.gvk.GroupVersion(), true)
+	if err != nil {
+		return nil, err
+	}
+	for i, u := range out {
+		objs[i] = u
+	}
+	return objs, nil
+}
+
+// ServesStoredBytes reports whether stored objects may be served as they
+// are in the storage version: not when some are stored in another
+// version, nor when the storage version's schema has defaults, which
+// kube-apiserver applies on every read.
+func (s *customResource) ServesStoredBytes() bool { return s.conv.servesStoredBytes }
 
 func (s *customResource) Fields(obj runtime.Object) fields.Set {
 	set := fields.Set{}
@@ -355,6 +385,65 @@ func (s *customResource) NewIn(gv schema.GroupVersion) (runtime.Object, error) {
 	u := &unstructured.Unstructured{Object: map[string]any{}}
 	u.SetGroupVersionKind(gv.WithKind(s.gvk.Kind))
 	return u, nil
+}
+
+// versionSchema returns the schema of version v, internal and structural.
+func versionSchema(v *apiextensionsv1.CustomResourceDefinitionVersion) (*apiextensionsinternal.CustomResourceValidation, *structuralschema.Structural, error) {
+	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
+		return nil, nil, fmt.Errorf("version %s has no schema", v.Name)
+	}
+	var internal apiextensionsinternal.CustomResourceValidation
+	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema, &internal, nil); err != nil {
+		return nil, nil, fmt.Errorf("convert schema of %s: %w", v.Name, err)
+	}
+	structural, err := structuralschema.NewStructural(internal.OpenAPIV3Schema)
+	if err != nil {
+		return nil, nil, fmt.Errorf("structural schema of %s: %w", v.Name, err)
+	}
+	return &internal, structural, nil
+}
+
+// newCustomKind describes every version of crd, served or not, to the
+// field manager, which converts between them with conv. The schemas are
+// converted on the first write.
+func newCustomKind(crd *apiextensionsv1.CustomResourceDefinition, conv converter) *fieldmanager.CustomKind {
+	versions := crd.Spec.Versions
+	schemas := func() map[string]*spec.Schema {
+		out := make(map[string]*spec.Schema, len(versions))
+		for i := range versions {
+			if _, structural, err := versionSchema(&versions[i]); err == nil {
+				out[versions[i].Name] = structural.ToKubeOpenAPI()
+			} else {
+				out[versions[i].Name] = nil
+			}
+		}
+		return out
+	}
+	convert := func(u *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error) {
+		out, err := conv.convert([]*unstructured.Unstructured{u}, to, false)
+		if err != nil {
+			return nil, err
+		}
+		return out[0], nil
+	}
+	return fieldmanager.NewCustomKind(crd.Spec.Group, crd.Spec.Names.Kind, crd.Spec.PreserveUnknownFields, schemas, convert)
+}
+
+// CustomKind is the type information of the CRD for the field manager.
+func (s *customResource) CustomKind() *fieldmanager.CustomKind { return s.fields }
+
+// ResetFields tells the field manager what writes discard, as upstream's
+// custom resource strategies do: status on the main resource (when the
+// status subresource is on), metadata and spec on /status.
+func (s *customResource) ResetFields(sub string) map[fieldpath.APIVersion]*fieldpath.Set {
+	v := fieldpath.APIVersion(s.gvk.GroupVersion().String())
+	switch {
+	case sub == "status":
+		return map[fieldpath.APIVersion]*fieldpath.Set{v: fieldpath.NewSet(fieldpath.MakePathOrDie("metadata"), fieldpath.MakePathOrDie("spec"))}
+	case sub == "" && s.hasStatus:
+		return map[fieldpath.APIVersion]*fieldpath.Set{v: fieldpath.NewSet(fieldpath.MakePathOrDie("status"))}
+	}
+	return nil
 }
 
 // OpenAPISchema publishes the structural schema in /openapi/v2 and v3, so

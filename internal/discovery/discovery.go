@@ -150,9 +150,12 @@ func mustJSON(v any) []byte {
 
 // subresourceVerbs are the verbs discovery lists for each subresource.
 var subresourceVerbs = map[string][]string{
-	"status":   {"get", "patch", "update"},
-	"scale":    {"get", "patch", "update"},
-	"finalize": {"update"},
+	"status":              {"get", "patch", "update"},
+	"scale":               {"get", "patch", "update"},
+	"finalize":            {"update"},
+	"approval":            {"get", "patch", "update"},
+	"ephemeralcontainers": {"get", "patch", "update"},
+	"resize":              {"get", "patch", "update"},
 }
 
 func build(all []*resource.Descriptor) *documents {

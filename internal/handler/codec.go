@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trellis-project/trellis/internal/resource"
+	"github.com/trellis-project/trellis/internal/store"
 )
 
 func schemaGR() schema.GroupResource { return schema.GroupResource{} }
@@ -45,6 +46,56 @@ func decodeStored(d *resource.Descriptor, raw []byte, rev int64) (runtime.Object
 	return obj, nil
 }
 
+// decodeStoredList decodes a page of stored objects like decodeStored. A
+// strategy that converts pages at once (custom resources: one review for
+// a conversion webhook) gets the whole page.
+func (rc *reqCtx) decodeStoredList(kvs []store.KV) ([]runtime.Object, error) {
+	objs := make([]runtime.Object, len(kvs))
+	lc, ok := rc.d.Strategy.(interface {
+		FromStorageList([]runtime.Object) ([]runtime.Object, error)
+	})
+	if !ok {
+		for i, kv := range kvs {
+			obj, err := rc.decodeStored(kv.Value, kv.ModRevision)
+			if err != nil {
+				return nil, err
+			}
+			objs[i] = obj
+		}
+		return objs, nil
+	}
+	for i, kv := range kvs {
+		obj, err := decodeInto(rc.d, kv.Value, rc.d.StorageVersion)
+		if err != nil {
+			return nil, fmt.Errorf("decode stored %s: %w", rc.d.Resource, err)
+		}
+		objs[i] = obj
+	}
+	objs, err := lc.FromStorageList(objs)
+	if err != nil {
+		return nil, err
+	}
+	for i, obj := range objs {
+		obj.GetObjectKind().SetGroupVersionKind(rc.d.GroupVersionKind())
+		if m, err := meta.Accessor(obj); err == nil {
+			m.SetResourceVersion(strconv.FormatInt(kvs[i].ModRevision, 10))
+		}
+	}
+	return objs, nil
+}
+
+// servesStoredBytes reports whether stored bytes are the served form and
+// can be written out without decoding: the served version is the storage
+// version, and the strategy does not change objects on read (custom
+// resources may be stored in another version, or have defaults to apply).
+func (rc *reqCtx) servesStoredBytes() bool {
+	if rc.d.StorageVersion != rc.d.GroupVersion() {
+		return false
+	}
+	s, ok := rc.d.Strategy.(interface{ ServesStoredBytes() bool })
+	return !ok || s.ServesStoredBytes()
+}
+
 // decodeInto unmarshals JSON into a new object of the descriptor's kind in
 // version gv (the served version when gv is the served one).
 func decodeInto(d *resource.Descriptor, raw []byte, gv schema.GroupVersion) (runtime.Object, error) {
@@ -63,6 +114,12 @@ func decodeInto(d *resource.Descriptor, raw []byte, gv schema.GroupVersion) (run
 			return nil, err
 		}
 		u.Object = content
+		if u.GetAPIVersion() != "" {
+			// A custom resource keeps the version it was written in (the
+			// storage version may have changed since): FromStorage
+			// converts from there.
+			return obj, nil
+		}
 	} else if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 		return nil, err
 	}
@@ -83,6 +140,11 @@ func newObjectIn(d *resource.Descriptor, gv schema.GroupVersion) (runtime.Object
 
 // encodeJSON encodes an object for storage or for a response.
 func encodeJSON(obj any) ([]byte, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		// The same bytes as marshalling u, without encoding/json
+		// re-validating and compacting what u.MarshalJSON returns.
+		return json.Marshal(u.Object)
+	}
 	return json.Marshal(obj)
 }
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/trellis-project/trellis/internal/fieldmanager"
 	"github.com/trellis-project/trellis/internal/request"
 	"github.com/trellis-project/trellis/internal/resource"
 	"github.com/trellis-project/trellis/internal/store"
@@ -44,6 +45,9 @@ type Handler struct {
 	// MinWatchTimeout is the shortest server-chosen watch duration; each
 	// watch without timeoutSeconds lasts between it and twice it.
 	MinWatchTimeout time.Duration
+	// FieldManagers record metadata.managedFields on writes; nil keeps
+	// whatever is stored.
+	FieldManagers *fieldmanager.Cache
 }
 
 // NamespaceGetter reports a namespace's phase; found=false if absent.
@@ -138,6 +142,8 @@ type reqCtx struct {
 	d         *resource.Descriptor
 	store     store.Store
 	namespace string
+	// manager is the field manager a write is recorded under.
+	manager string
 	// respondAs, if set, turns the written object into the response
 	// (a /scale write answers with the Scale).
 	respondAs func(runtime.Object) (runtime.Object, error)

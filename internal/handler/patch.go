@@ -33,6 +33,10 @@ func (rc *reqCtx) patch() {
 		rc.fail(err)
 		return
 	}
+	if err := rc.writeOptions("PatchOptions"); err != nil {
+		rc.fail(err)
+		return
+	}
 	var jp jsonpatch.Patch
 	if format == bodyJSONPatch {
 		if jp, err = jsonpatch.DecodePatch(patchBytes); err != nil {

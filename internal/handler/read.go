@@ -34,7 +34,7 @@ func (rc *reqCtx) get() {
 		rc.fail(rc.storeError(err, rc.info.Name))
 		return
 	}
-	if out.kind == asObject && rc.d.StorageVersion == rc.d.GroupVersion() {
+	if out.kind == asObject && rc.servesStoredBytes() {
 		writeRaw(rc.w, http.StatusOK, out, kv.Value)
 		return
 	}
@@ -297,7 +297,7 @@ func (rc *reqCtx) list() {
 		return
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.revision, 10), Continue: page.cont}
-	if out.kind == asObject && rc.d.StorageVersion == rc.d.GroupVersion() {
+	if out.kind == asObject && rc.servesStoredBytes() {
 		items := make([][]byte, len(page.items))
 		for i, kv := range page.items {
 			items[i] = kv.Value
@@ -305,12 +305,10 @@ func (rc *reqCtx) list() {
 		writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
 		return
 	}
-	objs := make([]runtime.Object, len(page.items))
-	for i, kv := range page.items {
-		if objs[i], err = rc.decodeStored(kv.Value, kv.ModRevision); err != nil {
-			rc.fail(err)
-			return
-		}
+	objs, err := rc.decodeStoredList(page.items)
+	if err != nil {
+		rc.fail(err)
+		return
 	}
 	rc.writeList(out, lm, objs)
 }

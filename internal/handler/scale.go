@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
@@ -60,7 +61,11 @@ func (rc *reqCtx) scale() {
 			rc.fail(err)
 			return
 		}
-		sc, err := decodeScale(body, format)
+		if err := rc.writeOptions("UpdateOptions"); err != nil {
+			rc.fail(err)
+			return
+		}
+		sc, err := decodeScale(body, format, rc.h.Scheme)
 		if err != nil {
 			rc.fail(err)
 			return
@@ -78,6 +83,10 @@ func (rc *reqCtx) scale() {
 		}
 		patchBytes, err := rc.readBody()
 		if err != nil {
+			rc.fail(err)
+			return
+		}
+		if err := rc.writeOptions("PatchOptions"); err != nil {
 			rc.fail(err)
 			return
 		}
@@ -101,7 +110,7 @@ func (rc *reqCtx) scale() {
 			if err != nil {
 				return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rc.info.Name, field.ErrorList{field.Invalid(field.NewPath("patch"), string(patchBytes), err.Error())})
 			}
-			sc, err := decodeScale(patched, bodyJSON)
+			sc, err := decodeScale(patched, bodyJSON, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -151,7 +160,9 @@ func (rc *reqCtx) writeScale(code int, scaler Scaler, obj runtime.Object) {
 	writeObject(rc.w, rc.r, code, output{yaml: out.yaml}, sc)
 }
 
-func decodeScale(body []byte, format bodyFormat) (*autoscalingv1.Scale, error) {
+// decodeScale decodes a Scale body. Protobuf needs scheme: client-go's
+// typed UpdateScale sends it by default.
+func decodeScale(body []byte, format bodyFormat, scheme *runtime.Scheme) (*autoscalingv1.Scale, error) {
 	if format == bodyYAML {
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
@@ -160,7 +171,18 @@ func decodeScale(body []byte, format bodyFormat) (*autoscalingv1.Scale, error) {
 		body = j
 	}
 	if format == bodyProtobuf {
-		return nil, unsupportedMediaType(ProtobufMediaType, false)
+		if scheme == nil {
+			return nil, unsupportedMediaType(ProtobufMediaType, false)
+		}
+		obj, _, err := protobuf.NewSerializer(scheme, scheme).Decode(body, &scaleGVK, &autoscalingv1.Scale{})
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		sc, ok := obj.(*autoscalingv1.Scale)
+		if !ok {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", obj.GetObjectKind().GroupVersionKind(), scaleGVK))
+		}
+		return sc, nil
 	}
 	sc := &autoscalingv1.Scale{}
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, sc); err != nil {

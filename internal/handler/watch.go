@@ -237,7 +237,7 @@ func (ww *watchWriter) handle(ev store.Event, f *filter, bookmarks bool) bool {
 func (ww *watchWriter) writeEvent(t watch.EventType, raw []byte, _ runtime.Object) bool {
 	rc := ww.rc
 	var objJSON []byte
-	if ww.out.kind == asObject && rc.d.StorageVersion == rc.d.GroupVersion() {
+	if ww.out.kind == asObject && rc.servesStoredBytes() {
 		objJSON = raw
 	} else {
 		obj, err := rc.decodeStored(raw, 0)

@@ -200,6 +200,10 @@ func (rc *reqCtx) create() {
 		rc.fail(err)
 		return
 	}
+	if err := rc.writeOptions("CreateOptions"); err != nil {
+		rc.fail(err)
+		return
+	}
 	obj, err := rc.decodeBody(body, format)
 	if err != nil {
 		rc.fail(err)
@@ -228,6 +232,7 @@ func (rc *reqCtx) create() {
 	}
 	rc.fillCreateMeta(m)
 	rc.d.Strategy.Default(obj)
+	rc.recordManagedFields(rc.d.Strategy.New(), obj)
 	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
 	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
 		rc.fail(rc.invalid(obj, errs))
@@ -237,7 +242,7 @@ func (rc *reqCtx) create() {
 		rc.fail(err)
 		return
 	}
-	raw, err := rc.encodeForStorage(obj)
+	raw, err := rc.encodeWritten(obj)
 	if err != nil {
 		rc.fail(err)
 		return
@@ -268,7 +273,6 @@ func (rc *reqCtx) fillCreateMeta(m metav1.Object) {
 	if g, ok := rc.d.Strategy.(interface{ TracksGeneration() bool }); ok && g.TracksGeneration() {
 		m.SetGeneration(1)
 	}
-	m.SetManagedFields(nil)
 }
 
 // checkNamespace makes the object's namespace agree with the URL's.
@@ -324,6 +328,10 @@ func (rc *reqCtx) update() {
 	}
 	body, err := rc.readBody()
 	if err != nil {
+		rc.fail(err)
+		return
+	}
+	if err := rc.writeOptions("UpdateOptions"); err != nil {
 		rc.fail(err)
 		return
 	}
@@ -404,13 +412,14 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			m.SetDeletionGracePeriodSeconds(oldMeta.GetDeletionGracePeriodSeconds())
 		}
 		m.SetGeneration(oldMeta.GetGeneration())
-		m.SetManagedFields(oldMeta.GetManagedFields())
 		m.SetResourceVersion(oldMeta.GetResourceVersion())
+		rc.d.Strategy.Default(obj)
+		rc.recordManagedFields(old, obj)
 		if rc.info.Subresource == "status" {
-			// A status write changes status only: metadata stays as stored.
+			// A status write changes status only: metadata stays as stored
+			// (but for the managed fields just recorded).
 			metav1.ResetObjectMetaForStatus(m, oldMeta)
 		}
-		rc.d.Strategy.Default(obj)
 		rc.d.Strategy.PrepareForUpdate(rc.ctx(), obj, old, rc.info.Subresource)
 		if rc.d.Strategy.SpecChanged(obj, old) {
 			m.SetGeneration(oldMeta.GetGeneration() + 1)
@@ -424,7 +433,7 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			rc.finishDeletion(kv, obj, dryRun)
 			return
 		}
-		raw, err := rc.encodeForStorage(obj)
+		raw, err := rc.encodeWritten(obj)
 		if err != nil {
 			rc.fail(err)
 			return
@@ -478,6 +487,7 @@ func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Obje
 	}
 	rc.fillCreateMeta(m)
 	rc.d.Strategy.Default(obj)
+	rc.recordManagedFields(rc.d.Strategy.New(), obj)
 	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
 	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
 		rc.fail(rc.invalid(obj, errs))
@@ -487,7 +497,7 @@ func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Obje
 		rc.fail(err)
 		return
 	}
-	raw, err := rc.encodeForStorage(obj)
+	raw, err := rc.encodeWritten(obj)
 	if err != nil {
 		rc.fail(err)
 		return

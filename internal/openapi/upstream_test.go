@@ -184,8 +184,11 @@ func normalize(v interface{}) interface{} {
 			}
 			if s, ok := e.(string); ok && k == "description" {
 				if i := strings.Index(s, "\n\nPossible enum values:"); i >= 0 {
-					e = s[:i]
+					s = s[:i]
 				}
+				// Enum-typed fields keep a trailing newline once the
+				// enum list is cut.
+				e = strings.TrimRight(s, "\n")
 			}
 			out[k] = normalize(e)
 		}

@@ -9,10 +9,8 @@ import (
 	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/trellis-project/trellis/internal/resource"
+	"k8s.io/apiserver/pkg/registry/rest"
 )
 
 func init() { apiextensionsinstall.Install(Scheme) }
@@ -21,52 +19,48 @@ func init() { apiextensionsinstall.Install(Scheme) }
 // resources are deleted.
 const CRDCleanupFinalizer = "customresourcecleanup.apiextensions.k8s.io"
 
-func customResourceDefinitions() *resource.Descriptor {
-	gv := apiextensionsv1.SchemeGroupVersion
-	return &resource.Descriptor{
-		Group: gv.Group, Version: gv.Version, Kind: "CustomResourceDefinition", ListKind: "CustomResourceDefinitionList",
-		Resource: "customresourcedefinitions", Singular: "customresourcedefinition", ShortNames: []string{"crd", "crds"},
-		Categories: []string{"api-extensions"}, Verbs: resource.StandardVerbs,
-		StoragePrefix: "/registry/apiextensions.k8s.io/customresourcedefinitions/", StorageVersion: gv,
-		Subresources: []string{"status"},
-		Strategy: &typed{
-			served:    gv.WithKind("CustomResourceDefinition"),
-			storage:   gv,
-			internal:  schema.GroupVersion{Group: gv.Group, Version: runtime.APIVersionInternal},
-			specField: "Spec",
-			prepareCreate: func(ctx context.Context, obj runtime.Object) {
-				crd := obj.(*apiextensions.CustomResourceDefinition)
-				crd.Status = apiextensions.CustomResourceDefinitionStatus{}
-				recordStoredVersion(crd)
-				for _, f := range crd.Finalizers {
-					if f == CRDCleanupFinalizer {
-						return
-					}
-				}
-				crd.Finalizers = append(crd.Finalizers, CRDCleanupFinalizer)
-			},
-			prepareUpdate: func(ctx context.Context, obj, old runtime.Object, sub string) {
-				crd, oldCRD := obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition)
-				if sub == "status" {
-					crd.Spec = oldCRD.Spec
-					return
-				}
-				crd.Status = oldCRD.Status
-				if !apiequality.Semantic.DeepEqual(crd.Spec, oldCRD.Spec) {
-					recordStoredVersion(crd)
-				}
-			},
-			validate: func(ctx context.Context, obj runtime.Object) field.ErrorList {
-				return apiextensionsvalidation.ValidateCustomResourceDefinition(ctx, obj.(*apiextensions.CustomResourceDefinition))
-			},
-			validateUpdate: func(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-				crd, oldCRD := obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition)
-				if apiequality.Semantic.DeepEqual(crd.Spec, oldCRD.Spec) && !apiequality.Semantic.DeepEqual(crd.Status, oldCRD.Status) {
-					return apiextensionsvalidation.ValidateUpdateCustomResourceDefinitionStatus(ctx, crd, oldCRD)
-				}
-				return apiextensionsvalidation.ValidateCustomResourceDefinitionUpdate(ctx, crd, oldCRD)
-			},
-		},
+// customResourceDefinitions mirror apiextensions-apiserver's CRD strategy
+// and the cleanup finalizer its storage adds; the CRD controller serves
+// their custom resources.
+func customResourceDefinitions() kindDef {
+	main, st := newHooks(), newHooks()
+	main.prepareCreate = func(ctx context.Context, obj runtime.Object) {
+		crd := obj.(*apiextensions.CustomResourceDefinition)
+		crd.Status = apiextensions.CustomResourceDefinitionStatus{}
+		recordStoredVersion(crd)
+		for _, f := range crd.Finalizers {
+			if f == CRDCleanupFinalizer {
+				return
+			}
+		}
+		crd.Finalizers = append(crd.Finalizers, CRDCleanupFinalizer)
+	}
+	main.prepareUpdate = func(ctx context.Context, obj, old runtime.Object) {
+		crd, oldCRD := obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition)
+		crd.Status = oldCRD.Status
+		if !apiequality.Semantic.DeepEqual(crd.Spec, oldCRD.Spec) {
+			recordStoredVersion(crd)
+		}
+	}
+	main.validate = func(ctx context.Context, obj runtime.Object) field.ErrorList {
+		return apiextensionsvalidation.ValidateCustomResourceDefinition(ctx, obj.(*apiextensions.CustomResourceDefinition))
+	}
+	main.validateUpdate = func(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+		return apiextensionsvalidation.ValidateCustomResourceDefinitionUpdate(ctx, obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition))
+	}
+	st.prepareUpdate = func(ctx context.Context, obj, old runtime.Object) {
+		obj.(*apiextensions.CustomResourceDefinition).Spec = old.(*apiextensions.CustomResourceDefinition).Spec
+	}
+	st.validateUpdate = func(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+		return apiextensionsvalidation.ValidateUpdateCustomResourceDefinitionStatus(ctx, obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition))
+	}
+	return kindDef{
+		gv: apiextensionsv1.SchemeGroupVersion, kind: "CustomResourceDefinition", resource: "customresourcedefinitions",
+		short: []string{"crd", "crds"}, categories: []string{"api-extensions"},
+		prefix:    "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+		specField: "Spec", rules: main, subs: status(st),
+		table: rest.NewDefaultTableConvertor(apiextensions.Resource("customresourcedefinitions")),
+		reset: map[string][]string{"": {"status"}, "status": {"spec"}},
 	}
 }
 

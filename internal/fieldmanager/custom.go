@@ -1,0 +1,201 @@
+package fieldmanager
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+
+	"github.com/trellis-project/trellis/internal/openapi"
+	"github.com/trellis-project/trellis/internal/resource"
+)
+
+// CustomKind is the type information of a custom resource kind: the
+// structural schema of every version of one CustomResourceDefinition, not
+// only the served ones, so managed fields recorded through any version
+// convert to the others. The descriptors of a CRD's versions share one
+// CustomKind; its type converter is built on the first write and goes
+// away with them when the CRD changes.
+type CustomKind struct {
+	group, kind           string
+	preserveUnknownFields bool
+	schemas               func() map[string]*spec.Schema
+	convert               ConvertFunc
+
+	once     sync.Once
+	tc       managedfields.TypeConverter
+	versions map[string]bool
+	err      error
+}
+
+// ConvertFunc converts a custom resource to another version of its CRD,
+// as the CRD's conversion strategy does (None: only apiVersion changes;
+// Webhook: a ConversionReview). It may modify obj.
+type ConvertFunc func(obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error)
+
+// NewCustomKind describes kind in group. schemas returns, per version
+// name, the version's structural schema in OpenAPI v3 form without
+// references (nil for a version without one); it is called once, on
+// first use, and the CustomKind owns what it returns.
+// preserveUnknownFields is the CRD's spec.preserveUnknownFields. convert
+// turns objects into other versions when entries of several versions must
+// be compared; nil means the None strategy.
+func NewCustomKind(group, kind string, preserveUnknownFields bool, schemas func() map[string]*spec.Schema, convert ConvertFunc) *CustomKind {
+	return &CustomKind{group: group, kind: kind, preserveUnknownFields: preserveUnknownFields, schemas: schemas, convert: convert}
+}
+
+// typeConverter builds (once) the converter of every version, with
+// ObjectMeta from the built-in definitions.
+func (k *CustomKind) typeConverter(builtin *BuiltinTypes) (managedfields.TypeConverter, error) {
+	k.once.Do(func() {
+		k.versions = map[string]bool{}
+		if builtin == nil {
+			k.err = fmt.Errorf("no ObjectMeta definition for custom resources")
+			return
+		}
+		meta, err := builtin.metadataModels()
+		if err != nil {
+			k.err = err
+			return
+		}
+		models := make(map[string]*spec.Schema, len(meta)+4)
+		for name, s := range meta {
+			models[name] = s
+		}
+		metaRef := refPrefix + openapi.ModelName(reflect.TypeOf(metav1.ObjectMeta{}))
+		for version, s := range k.schemas() {
+			k.versions[version] = true
+			gvk := schema.GroupVersionKind{Group: k.group, Version: version, Kind: k.kind}
+			models[openapi.CustomModelName(gvk)] = objectModel(s, gvk, metaRef)
+		}
+		if k.tc, err = managedfields.NewTypeConverter(models, k.preserveUnknownFields); err != nil {
+			k.err = fmt.Errorf("type converter of %s.%s: %w", k.kind, k.group, err)
+		}
+	})
+	return k.tc, k.err
+}
+
+// objectModel makes a version's schema the model of its objects, as
+// kube-apiserver publishes it: apiVersion and kind are strings, metadata
+// is ObjectMeta (at the root and in embedded resources), and the model
+// names its kind. A version without a schema accepts any object.
+func objectModel(s *spec.Schema, gvk schema.GroupVersionKind, metaRef string) *spec.Schema {
+	if s == nil {
+		s = &spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{"object"}}}
+	} else {
+		addObjectFields(s, metaRef)
+		addEmbeddedObjectFields(s, metaRef)
+	}
+	return withExtension(s, extensionGVK, []any{map[string]any{"group": gvk.Group, "version": gvk.Version, "kind": gvk.Kind}})
+}
+
+func addObjectFields(s *spec.Schema, metaRef string) {
+	if s.Properties == nil {
+		s.Properties = map[string]spec.Schema{}
+	}
+	str := spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{"string"}}}
+	s.Properties["apiVersion"] = str
+	s.Properties["kind"] = str
+	s.Properties["metadata"] = spec.Schema{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(metaRef)}}
+}
+
+// addEmbeddedObjectFields gives every x-kubernetes-embedded-resource
+// below s the object fields.
+func addEmbeddedObjectFields(s *spec.Schema, metaRef string) {
+	for k, p := range s.Properties {
+		addEmbeddedObjectFields(&p, metaRef)
+		if embedded, _ := p.Extensions.GetBool("x-kubernetes-embedded-resource"); embedded {
+			addObjectFields(&p, metaRef)
+		}
+		s.Properties[k] = p
+	}
+	for _, sub := range []*spec.Schema{itemsOf(s), additionalOf(s)} {
+		if sub == nil {
+			continue
+		}
+		addEmbeddedObjectFields(sub, metaRef)
+		if embedded, _ := sub.Extensions.GetBool("x-kubernetes-embedded-resource"); embedded {
+			addObjectFields(sub, metaRef)
+		}
+	}
+}
+
+func itemsOf(s *spec.Schema) *spec.Schema {
+	if s.Items == nil {
+		return nil
+	}
+	return s.Items.Schema
+}
+
+func additionalOf(s *spec.Schema) *spec.Schema {
+	if s.AdditionalProperties == nil {
+		return nil
+	}
+	return s.AdditionalProperties.Schema
+}
+
+// converter converts between the kind's versions with the CRD's
+// conversion.
+func (k *CustomKind) converter() runtime.ObjectConvertor {
+	return customConverter{kind: k}
+}
+
+type customConverter struct{ kind *CustomKind }
+
+var _ runtime.ObjectConvertor = customConverter{}
+
+// ConvertToVersion leaves in as it is: the field manager converts live
+// and written objects, which must not change.
+func (c customConverter) ConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("custom resource of type %T", in)
+	}
+	from := u.GroupVersionKind()
+	to, ok := target.KindForGroupVersionKinds([]schema.GroupVersionKind{from})
+	if !ok {
+		return nil, fmt.Errorf("%v cannot be converted to %v", from, target)
+	}
+	for _, gvk := range []schema.GroupVersionKind{from, to} {
+		if gvk.Group != c.kind.group || !c.kind.versions[gvk.Version] {
+			return nil, fmt.Errorf("%v is not a version of %s.%s", gvk.GroupVersion(), c.kind.kind, c.kind.group)
+		}
+	}
+	if from == to {
+		return u, nil
+	}
+	out := u.DeepCopy()
+	if c.kind.convert == nil {
+		out.SetGroupVersionKind(to)
+		return out, nil
+	}
+	return c.kind.convert(out, to.GroupVersion())
+}
+
+func (c customConverter) Convert(in, out, context any) error {
+	return fmt.Errorf("custom resources convert with ConvertToVersion only")
+}
+
+func (c customConverter) ConvertFieldLabel(gvk schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+// strategyDefaulter defaults with the descriptor's strategy: the field
+// manager defaults only objects of the served version.
+type strategyDefaulter struct{ s resource.Strategy }
+
+func (d strategyDefaulter) Default(obj runtime.Object) { d.s.Default(obj) }
+
+type unstructuredCreater struct{}
+
+func (unstructuredCreater) New(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
