@@ -14,7 +14,14 @@ var systemNamespaces = []string{"default", "kube-system", "kube-public", "kube-n
 // bootstrap creates the system namespaces through the full request path
 // (in process, with the loopback identity) before the server reports ready.
 func (s *Server) bootstrap(chain http.Handler) error {
+	existing, err := s.listNames(chain, "/api/v1/namespaces")
+	if err != nil {
+		return err
+	}
 	for _, ns := range systemNamespaces {
+		if existing["/"+ns] {
+			continue // a restart writes nothing
+		}
 		body, _ := json.Marshal(map[string]any{
 			"apiVersion": "v1", "kind": "Namespace",
 			"metadata": map[string]any{"name": ns},

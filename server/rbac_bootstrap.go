@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -16,92 +17,146 @@ const rbacAPI = "/apis/rbac.authorization.k8s.io/v1"
 // reconcileBootstrapPolicy creates the roles and bindings kube-apiserver
 // creates at start (cluster-admin, admin, edit, view, system:* roles, the
 // controller roles, and the kube-system / kube-public namespace roles), and
-// adds missing rules to existing ones unless they carry
-// rbac.authorization.kubernetes.io/autoupdate: "false".
+// adds missing rules to existing ClusterRoles unless they carry
+// rbac.authorization.kubernetes.io/autoupdate: "false". Existing objects
+// are listed once per collection and missing ones created concurrently, so
+// that their commits share fsyncs: start-up stays fast.
 func (s *Server) reconcileBootstrapPolicy(chain http.Handler) error {
 	if _, ok := s.registry.Lookup(schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}); !ok {
 		return nil // RBAC kinds not served
 	}
+	var work []bootstrapObject
 	roles := append(bootstrappolicy.ClusterRoles(), bootstrappolicy.ControllerRoles()...)
+	existingRoles, err := s.listClusterRoles(chain)
+	if err != nil {
+		return err
+	}
 	for i := range roles {
 		r := &roles[i]
 		r.APIVersion, r.Kind = "rbac.authorization.k8s.io/v1", "ClusterRole"
-		if err := s.ensureRBACObject(chain, rbacAPI+"/clusterroles", r.Name, r, func(existing []byte) (any, bool, error) {
-			var have rbacv1.ClusterRole
-			if err := json.Unmarshal(existing, &have); err != nil {
-				return nil, false, err
-			}
-			if have.Annotations[rbacv1.AutoUpdateAnnotationKey] == "false" || have.AggregationRule != nil {
-				return nil, false, nil
-			}
+		have, ok := existingRoles[r.Name]
+		switch {
+		case !ok:
+			work = append(work, bootstrapObject{method: http.MethodPost, path: rbacAPI + "/clusterroles", obj: r})
+		case have.Annotations[rbacv1.AutoUpdateAnnotationKey] == "false" || have.AggregationRule != nil:
+		default:
 			if covers, missing := rbachelpers.Covers(have.Rules, r.Rules); !covers {
 				have.Rules = append(have.Rules, missing...)
-				return &have, true, nil
+				work = append(work, bootstrapObject{method: http.MethodPut, path: rbacAPI + "/clusterroles/" + r.Name, obj: have})
 			}
-			return nil, false, nil
-		}); err != nil {
-			return err
 		}
+	}
+	existing, err := s.listNames(chain, rbacAPI+"/clusterrolebindings")
+	if err != nil {
+		return err
 	}
 	bindings := append(bootstrappolicy.ClusterRoleBindings(), bootstrappolicy.ControllerRoleBindings()...)
 	for i := range bindings {
 		b := &bindings[i]
 		b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "ClusterRoleBinding"
-		if err := s.ensureRBACObject(chain, rbacAPI+"/clusterrolebindings", b.Name, b, nil); err != nil {
-			return err
+		if !existing["/"+b.Name] {
+			work = append(work, bootstrapObject{method: http.MethodPost, path: rbacAPI + "/clusterrolebindings", obj: b})
 		}
+	}
+	if existing, err = s.listNames(chain, rbacAPI+"/roles"); err != nil {
+		return err
 	}
 	for ns, nsRoles := range bootstrappolicy.NamespaceRoles() {
 		for i := range nsRoles {
 			r := &nsRoles[i]
 			r.APIVersion, r.Kind = "rbac.authorization.k8s.io/v1", "Role"
-			if err := s.ensureRBACObject(chain, rbacAPI+"/namespaces/"+ns+"/roles", r.Name, r, nil); err != nil {
-				return err
+			if !existing[ns+"/"+r.Name] {
+				work = append(work, bootstrapObject{method: http.MethodPost, path: rbacAPI + "/namespaces/" + ns + "/roles", obj: r})
 			}
 		}
+	}
+	if existing, err = s.listNames(chain, rbacAPI+"/rolebindings"); err != nil {
+		return err
 	}
 	for ns, nsBindings := range bootstrappolicy.NamespaceRoleBindings() {
 		for i := range nsBindings {
 			b := &nsBindings[i]
 			b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "RoleBinding"
-			if err := s.ensureRBACObject(chain, rbacAPI+"/namespaces/"+ns+"/rolebindings", b.Name, b, nil); err != nil {
-				return err
+			if !existing[ns+"/"+b.Name] {
+				work = append(work, bootstrapObject{method: http.MethodPost, path: rbacAPI + "/namespaces/" + ns + "/rolebindings", obj: b})
 			}
 		}
 	}
-	return nil
+	return s.runBootstrap(chain, work)
 }
 
-// ensureRBACObject creates obj under collection; if it exists, update may
-// return a replacement to write.
-func (s *Server) ensureRBACObject(chain http.Handler, collection, name string, obj any, update func(existing []byte) (any, bool, error)) error {
-	body, err := json.Marshal(obj)
-	if err != nil {
-		return err
+type bootstrapObject struct {
+	method, path string
+	obj          any
+}
+
+// runBootstrap sends the writes from a few goroutines; a conflict means
+// another replica got there first.
+func (s *Server) runBootstrap(chain http.Handler, work []bootstrapObject) error {
+	errs := make(chan error, len(work))
+	next := make(chan bootstrapObject)
+	var wg sync.WaitGroup
+	for range min(16, len(work)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range next {
+				body, err := json.Marshal(w.obj)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				code, resp := s.loopbackDo(chain, w.method, w.path, body)
+				if code >= 300 && code != http.StatusConflict {
+					errs <- fmt.Errorf("%s %s: %d %s", w.method, w.path, code, resp)
+				}
+			}
+		}()
 	}
-	code, resp := s.loopbackDo(chain, http.MethodPost, collection, body)
-	switch {
-	case code == http.StatusCreated:
-		return nil
-	case code != http.StatusConflict:
-		return fmt.Errorf("create %s/%s: %d %s", collection, name, code, resp)
-	case update == nil:
-		return nil
+	for _, w := range work {
+		next <- w
 	}
-	code, existing := s.loopbackDo(chain, http.MethodGet, collection+"/"+name, nil)
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when the channel is empty
+}
+
+func (s *Server) listClusterRoles(chain http.Handler) (map[string]*rbacv1.ClusterRole, error) {
+	code, body := s.loopbackDo(chain, http.MethodGet, rbacAPI+"/clusterroles", nil)
 	if code != http.StatusOK {
-		return fmt.Errorf("get %s/%s: %d %s", collection, name, code, existing)
+		return nil, fmt.Errorf("list clusterroles: %d %s", code, body)
 	}
-	replacement, changed, err := update(existing)
-	if err != nil || !changed {
-		return err
+	var list rbacv1.ClusterRoleList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, err
 	}
-	body, err = json.Marshal(replacement)
-	if err != nil {
-		return err
+	out := make(map[string]*rbacv1.ClusterRole, len(list.Items))
+	for i := range list.Items {
+		r := &list.Items[i]
+		r.APIVersion, r.Kind = "rbac.authorization.k8s.io/v1", "ClusterRole"
+		out[r.Name] = r
 	}
-	if code, resp := s.loopbackDo(chain, http.MethodPut, collection+"/"+name, body); code != http.StatusOK {
-		return fmt.Errorf("update %s/%s: %d %s", collection, name, code, resp)
+	return out, nil
+}
+
+// listNames returns "namespace/name" of every object in a collection.
+func (s *Server) listNames(chain http.Handler, collection string) (map[string]bool, error) {
+	code, body := s.loopbackDo(chain, http.MethodGet, collection, nil)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("list %s: %d %s", collection, code, body)
 	}
-	return nil
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name, Namespace string } `json:"metadata"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(list.Items))
+	for _, it := range list.Items {
+		out[it.Metadata.Namespace+"/"+it.Metadata.Name] = true
+	}
+	return out, nil
 }

@@ -219,6 +219,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	close(s.ready)
+	// The first write would otherwise pay for loading the field managers'
+	// type information (tens of milliseconds).
+	go builtinFieldTypes().Load()
 
 	select {
 	case err := <-serveErr:

@@ -41,7 +41,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.KeyFile, "tls-private-key-file", "", "serving certificate key")
 	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA bundle that verifies client certificates (default: the generated CA)")
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer tokens, CSV: token,user,uid,\"group1,group2\"")
-	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{"AlwaysAllow"}, "ordered authorizers: RBAC, AlwaysAllow, AlwaysDeny (system:masters is always allowed)")
+	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{"RBAC"}, "ordered authorizers: RBAC, AlwaysAllow, AlwaysDeny (system:masters is always allowed)")
 	f.StringSliceVar(&cfg.EtcdServers, "etcd-servers", nil, "etcd client URLs; when set, data is stored in etcd instead of the embedded store")
 	f.StringVar(&cfg.EtcdCAFile, "etcd-cafile", "", "CA that verifies the etcd servers")
 	f.StringVar(&cfg.EtcdCertFile, "etcd-certfile", "", "client certificate for etcd")

@@ -49,6 +49,10 @@ func NewBuiltinTypes(definitions common.GetOpenAPIDefinitions, scheme *runtime.S
 	return &BuiltinTypes{definitions: definitions, scheme: scheme, kinds: kinds}
 }
 
+// Load builds the type information now rather than on the first write;
+// the server calls it in the background once it is ready.
+func (b *BuiltinTypes) Load() { b.once.Do(b.load) }
+
 // typeConverter returns the converter of every built-in kind, after
 // checking it describes gvk.
 func (b *BuiltinTypes) typeConverter(gvk schema.GroupVersionKind) (managedfields.TypeConverter, error) {
