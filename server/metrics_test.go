@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/trellis-project/trellis/trellistest"
 )
@@ -32,5 +34,19 @@ func TestMetricsCountRequests(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+func TestAnonymousRefusedExceptHealth(t *testing.T) {
+	cfg := trellistest.Start(t)
+	anon := rest.AnonymousClientConfig(cfg)
+	c := kubernetes.NewForConfigOrDie(anon)
+	_, err := c.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+	if !apierrors.IsUnauthorized(err) {
+		t.Fatalf("anonymous list: %v, want 401", err)
+	}
+	body, err := c.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
+	if err != nil || string(body) != "ok" {
+		t.Fatalf("anonymous /readyz: %q %v", body, err)
 	}
 }
