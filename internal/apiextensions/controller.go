@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -253,6 +254,13 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 		if v.Subresources != nil && v.Subresources.Scale != nil {
 			d.Subresources = append(d.Subresources, "scale")
 		}
+		if v.Deprecated {
+			if v.DeprecationWarning != nil {
+				d.DeprecationWarning = *v.DeprecationWarning
+			} else {
+				d.DeprecationWarning = defaultDeprecationWarning(crd.Spec, v.Name)
+			}
+		}
 		if v.Subresources != nil && v.Subresources.Status != nil {
 			d.Subresources = append(d.Subresources, "status")
 		}
@@ -348,4 +356,24 @@ func (c *Controller) updateStatus(ctx context.Context, crd *apiextensionsv1.Cust
 		return nil
 	}
 	return err
+}
+
+// defaultDeprecationWarning words the warning for a deprecated version
+// without its own, as upstream: "<group>/<version> <Kind> is deprecated",
+// naming the preferred newer served version if there is one.
+func defaultDeprecationWarning(spec apiextensionsv1.CustomResourceDefinitionSpec, deprecated string) string {
+	msg := fmt.Sprintf("%s/%s %s is deprecated", spec.Group, deprecated, spec.Names.Kind)
+	best := ""
+	for _, v := range spec.Versions {
+		if !v.Served || v.Deprecated || version.CompareKubeAwareVersionStrings(deprecated, v.Name) >= 0 {
+			continue
+		}
+		if best == "" || version.CompareKubeAwareVersionStrings(v.Name, best) > 0 {
+			best = v.Name
+		}
+	}
+	if best == "" {
+		return msg
+	}
+	return msg + fmt.Sprintf("; use %s/%s %s", spec.Group, best, spec.Names.Kind)
 }

@@ -86,6 +86,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, notFoundPath())
 		return
 	}
+	if d.DeprecationWarning != "" {
+		addWarning(w, d.DeprecationWarning)
+	}
 	st, err := h.Storage.For(r.Context(), d)
 	if err != nil {
 		writeError(w, r, apierrors.NewInternalError(err))

@@ -46,6 +46,10 @@ type Descriptor struct {
 	// AllowCreateOnUpdate lets PUT create a missing object.
 	AllowCreateOnUpdate bool
 
+	// DeprecationWarning, if set, is sent as a Warning header with every
+	// request to this version (deprecated CRD versions).
+	DeprecationWarning string
+
 	// Strategy holds the kind-specific rules.
 	Strategy Strategy
 }
