@@ -11,8 +11,8 @@
 // first use and cached; a descriptor the registry has replaced (a changed
 // CRD) gets a new one, and the old one is dropped.
 //
-// Today every write is an Update operation. Server-side apply will use the
-// same Managers: upstream's FieldManager.Apply runs on the same machinery.
+// Writes are Update operations (Manager.Update), server-side apply patches
+// Apply operations (Manager.Apply); both run upstream's FieldManager.
 package fieldmanager
 
 import (
@@ -53,6 +53,28 @@ type CustomStrategy interface {
 // Manager records the managed fields of writes to one resource.
 type Manager struct {
 	fm *managedfields.FieldManager
+	// served converts what fm.Apply returns to the served version (for
+	// built-in kinds it returns the internal version, fm's hub).
+	served func(runtime.Object) (runtime.Object, error)
+}
+
+// Apply applies patch, an apply configuration sent by manager, to live:
+// an Apply operation. It returns the merged object, of the served
+// version, with its new metadata.managedFields; live is only read (an
+// empty object when the apply creates). Fields owned by other managers
+// that patch sets to other values are conflicts, a 409 StatusError with
+// one cause per field, unless force takes them over. A patch of the wrong
+// apiVersion or with managedFields is a 400; other failures are upstream's
+// plain errors (kube-apiserver answers them with 500).
+func (m *Manager) Apply(live, patch runtime.Object, manager string, force bool) (runtime.Object, error) {
+	out, err := m.fm.Apply(live, patch, manager, force)
+	if err != nil {
+		return nil, err
+	}
+	if m.served == nil {
+		return out, nil
+	}
+	return m.served(out)
 }
 
 // Update records an Update operation by manager: obj, about to be written
@@ -198,6 +220,16 @@ func (c *Cache) Record(d *resource.Descriptor, subresource string, live, obj run
 	m.Record(live, obj, manager)
 }
 
+// Apply applies patch by manager to live on writes to subresource of d
+// (see Manager.Apply). It fails where there is no manager for d.
+func (c *Cache) Apply(d *resource.Descriptor, subresource string, live, patch runtime.Object, manager string, force bool) (runtime.Object, error) {
+	m, err := c.For(d, subresource)
+	if err != nil {
+		return nil, err
+	}
+	return m.Apply(live, patch, manager, force)
+}
+
 // current reports whether d is the descriptor the registry serves.
 func (c *Cache) current(d *resource.Descriptor) bool {
 	if c.reg == nil {
@@ -264,5 +296,8 @@ func (c *Cache) build(d *resource.Descriptor, sub string) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{fm: fm}, nil
+	served := func(obj runtime.Object) (runtime.Object, error) {
+		return s.ConvertToVersion(obj, gvk.GroupVersion())
+	}
+	return &Manager{fm: fm, served: served}, nil
 }

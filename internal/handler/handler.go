@@ -150,6 +150,9 @@ type reqCtx struct {
 	// respondAs, if set, turns the written object into the response
 	// (a /scale write answers with the Scale).
 	respondAs func(runtime.Object) (runtime.Object, error)
+	// applying marks a server-side apply: the apply records the managed
+	// fields (not an Update), and a missing object is created.
+	applying bool
 }
 
 func (rc *reqCtx) ctx() context.Context { return rc.r.Context() }

@@ -20,8 +20,12 @@ func (rc *reqCtx) writeOptions(optionsKind string) error {
 	q := rc.r.URL.Query()
 	name := q.Get("fieldManager")
 	var errs field.ErrorList
-	if optionsKind == "PatchOptions" && q.Has("force") {
-		// Only apply patches take force (apply is refused before this).
+	switch {
+	case optionsKind != "PatchOptions":
+	case rc.applying && name == "":
+		// kubectl defaults it; controllers must set it.
+		errs = append(errs, field.Required(field.NewPath("fieldManager"), "is required for apply patch"))
+	case !rc.applying && q.Has("force"):
 		errs = append(errs, field.Forbidden(field.NewPath("force"), "may not be specified for non-apply patch"))
 	}
 	errs = append(errs, metav1validation.ValidateFieldManager(name, field.NewPath("fieldManager"))...)
@@ -38,8 +42,11 @@ func (rc *reqCtx) writeOptions(optionsKind string) error {
 // decoding and defaulting, before the strategy prepares the object, so
 // what the strategy sets (a namespace's finalizers, a service's cluster
 // IP) is not credited to the client. Without field managers obj keeps
-// live's managed fields.
+// live's managed fields. An apply has recorded its own.
 func (rc *reqCtx) recordManagedFields(live, obj runtime.Object) {
+	if rc.applying {
+		return
+	}
 	if rc.h.FieldManagers != nil {
 		rc.h.FieldManagers.Record(rc.d, rc.info.Subresource, live, obj, rc.manager)
 		return

@@ -131,7 +131,7 @@ func requestBodyFormat(r *http.Request, patch bool) (bodyFormat, error) {
 func unsupportedMediaType(ct string, patch bool) error {
 	accepted := "application/json, application/yaml, application/vnd.kubernetes.protobuf"
 	if patch {
-		accepted = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+		accepted = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
 	}
 	return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schemaGR(), "",
 		"the body of the request was in an unknown format - accepted media types include: "+accepted, 0, false)

@@ -25,7 +25,7 @@ func (rc *reqCtx) patch() {
 		return
 	}
 	if format == bodyApplyPatch {
-		rc.fail(unsupportedMediaType("application/apply-patch+yaml", true))
+		rc.apply()
 		return
 	}
 	patchBytes, err := rc.readBody()

@@ -184,11 +184,9 @@ func (rc *reqCtx) respond(code int, obj runtime.Object, rev int64) {
 }
 
 func (rc *reqCtx) create() {
-	if g, ok := rc.d.Strategy.(interface{ CreateAllowed() error }); ok {
-		if err := g.CreateAllowed(); err != nil {
-			rc.fail(err)
-			return
-		}
+	if err := rc.createAllowed(); err != nil {
+		rc.fail(err)
+		return
 	}
 	format, err := requestBodyFormat(rc.r, false)
 	if err != nil {
@@ -261,6 +259,15 @@ func (rc *reqCtx) create() {
 		return
 	}
 	rc.respond(http.StatusCreated, obj, rev)
+}
+
+// createAllowed refuses creates the strategy refuses (custom resources
+// of a CRD being deleted).
+func (rc *reqCtx) createAllowed() error {
+	if g, ok := rc.d.Strategy.(interface{ CreateAllowed() error }); ok {
+		return g.CreateAllowed()
+	}
+	return nil
 }
 
 // fillCreateMeta sets the fields the server owns on create.
@@ -370,8 +377,9 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 	key := rc.d.Key(rc.namespace, rc.info.Name)
 	for attempt := 0; ; attempt++ {
 		kv, err := rc.store.Get(rc.ctx(), key)
-		if errors.Is(err, store.ErrNotFound) && rc.d.AllowCreateOnUpdate && rc.info.Verb == "update" && rc.info.Subresource == "" {
-			rc.createFromUpdate(mutate)
+		createOnUpdate := rc.d.AllowCreateOnUpdate && rc.info.Verb == "update" || rc.applying
+		if errors.Is(err, store.ErrNotFound) && createOnUpdate && rc.info.Subresource == "" {
+			rc.createFromUpdate(mutate, dryRun)
 			return
 		}
 		if err != nil {
@@ -438,10 +446,11 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			rc.fail(err)
 			return
 		}
-		oldRaw, _ := rc.encodeForStorage(old)
-		if bytes.Equal(raw, oldRaw) {
+		if bytes.Equal(SetResourceVersion(raw, kv.ModRevision), kv.Value) {
 			// Nothing changed: kube-apiserver skips the write and keeps
-			// the resourceVersion.
+			// the resourceVersion. The comparison is with the stored bytes,
+			// so a write that only re-encodes the object (into a new
+			// storage version) does happen.
 			rc.respond(http.StatusOK, obj, kv.ModRevision)
 			return
 		}
@@ -473,8 +482,13 @@ func (rc *reqCtx) hasPendingFinalizers(obj runtime.Object) bool {
 	return false
 }
 
-// createFromUpdate handles PUT of a missing object for kinds that allow it.
-func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Object, error)) {
+// createFromUpdate handles PUT of a missing object for kinds that allow
+// it, and apply to a missing object.
+func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Object, error), dryRun bool) {
+	if err := rc.createAllowed(); err != nil {
+		rc.fail(err)
+		return
+	}
 	obj, err := mutate(rc.d.Strategy.New())
 	if err != nil {
 		rc.fail(err)
@@ -500,6 +514,10 @@ func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Obje
 	raw, err := rc.encodeWritten(obj)
 	if err != nil {
 		rc.fail(err)
+		return
+	}
+	if dryRun {
+		rc.respond(http.StatusCreated, obj, 0)
 		return
 	}
 	rev, err := rc.store.Create(rc.ctx(), rc.d.Key(rc.namespace, m.GetName()), raw)
