@@ -164,6 +164,10 @@ func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
 		crd.Status.AcceptedNames = crd.Spec.Names
 		setCondition(crd, apiextensionsv1.NamesAccepted, apiextensionsv1.ConditionTrue, "NoConflicts", "no conflicts found")
 		setCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionTrue, "InitialNamesAccepted", "the initial names have been accepted")
+		if err := c.updateStatus(ctx, crd); err != nil {
+			return false, err
+		}
+		return false, c.migrateStoredVersions(ctx, crd)
 	} else {
 		setCondition(crd, apiextensionsv1.NamesAccepted, apiextensionsv1.ConditionFalse, reason, message)
 		if !hasCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionTrue) {
