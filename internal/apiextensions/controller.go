@@ -42,6 +42,10 @@ type Controller struct {
 	mu          sync.Mutex
 	served      map[string][]schema.GroupVersionResource // CRD name → registered versions
 	initialized chan struct{}
+	// registeredAt is when each CRD's descriptors last changed, that is
+	// when a new generation of it was first registered.
+	registeredAt  map[string]time.Time
+	registeredGen map[string]int64
 
 	// webhooks holds each CRD's conversion webhook client.
 	webhooks *webhookClients
@@ -81,9 +85,11 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 2*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "crd"}),
-		served:      map[string][]schema.GroupVersionResource{},
-		initialized: make(chan struct{}),
-		webhooks:    newWebhookClients(o.resolver, o.webhookTimeout),
+		served:        map[string][]schema.GroupVersionResource{},
+		initialized:   make(chan struct{}),
+		registeredAt:  map[string]time.Time{},
+		registeredGen: map[string]int64{},
+		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
 	}
 	enqueue := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -167,7 +173,7 @@ func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
 		if err := c.updateStatus(ctx, crd); err != nil {
 			return false, err
 		}
-		return false, c.migrateStoredVersions(ctx, crd)
+		return c.migrateStoredVersions(ctx, crd)
 	} else {
 		setCondition(crd, apiextensionsv1.NamesAccepted, apiextensionsv1.ConditionFalse, reason, message)
 		if !hasCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionTrue) {
@@ -284,6 +290,10 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 		}
 	}
 	c.served[crd.Name] = gvrs
+	if c.registeredGen[crd.Name] != crd.Generation {
+		c.registeredGen[crd.Name] = crd.Generation
+		c.registeredAt[crd.Name] = time.Now()
+	}
 	return nil
 }
 

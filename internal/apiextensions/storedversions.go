@@ -3,6 +3,7 @@ package apiextensions
 import (
 	"context"
 	"slices"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,7 +16,11 @@ import (
 // can be removed from the CRD safely. Each object is read and written back
 // unchanged through the storage version; the write re-encodes it there
 // (an object already stored in that version is not written).
-func (c *Controller) migrateStoredVersions(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
+//
+// It waits until the current descriptors have been served for a while, so
+// that writes which started under the previous storage version have been
+// stored before the objects are listed; until then it asks to be requeued.
+func (c *Controller) migrateStoredVersions(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) (bool, error) {
 	storage := ""
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
@@ -23,8 +28,22 @@ func (c *Controller) migrateStoredVersions(ctx context.Context, crd *apiextensio
 		}
 	}
 	if storage == "" || slices.Equal(crd.Status.StoredVersions, []string{storage}) {
-		return nil
+		return false, nil
 	}
+	c.mu.Lock()
+	since := time.Since(c.registeredAt[crd.Name])
+	c.mu.Unlock()
+	if since < migrationSettle {
+		return true, nil
+	}
+	return false, c.rewriteInStorageVersion(ctx, crd, storage)
+}
+
+// migrationSettle is how long descriptors for a new storage version are
+// served before a migration lists objects: longer than a write takes.
+const migrationSettle = time.Second
+
+func (c *Controller) rewriteInStorageVersion(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition, storage string) error {
 	ri := c.dynamic.Resource(schema.GroupVersionResource{Group: crd.Spec.Group, Version: storage, Resource: crd.Spec.Names.Plural})
 	opts := metav1.ListOptions{Limit: 500}
 	for {

@@ -88,6 +88,14 @@ func (rc *reqCtx) decodeStoredList(kvs []store.KV) ([]runtime.Object, error) {
 // can be written out without decoding: the served version is the storage
 // version, and the strategy does not change objects on read (custom
 // resources may be stored in another version, or have defaults to apply).
+// storedAsServed checks one stored object's apiVersion: an object written
+// just before a storage-version change can sit in the old version even
+// after storedVersions was trimmed, and must then be converted.
+func (rc *reqCtx) storedAsServed(raw []byte) bool {
+	vs, ve, ok := topLevelValue(raw, "apiVersion", '"')
+	return ok && string(raw[vs+1:ve-1]) == rc.d.GroupVersion().String()
+}
+
 func (rc *reqCtx) servesStoredBytes() bool {
 	if rc.d.StorageVersion != rc.d.GroupVersion() {
 		return false

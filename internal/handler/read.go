@@ -34,7 +34,7 @@ func (rc *reqCtx) get() {
 		rc.fail(rc.storeError(err, rc.info.Name))
 		return
 	}
-	if out.kind == asObject && rc.servesStoredBytes() {
+	if out.kind == asObject && rc.servesStoredBytes() && rc.storedAsServed(kv.Value) {
 		writeRaw(rc.w, http.StatusOK, out, kv.Value)
 		return
 	}
@@ -300,10 +300,16 @@ func (rc *reqCtx) list() {
 	if out.kind == asObject && rc.servesStoredBytes() {
 		items := make([][]byte, len(page.items))
 		for i, kv := range page.items {
+			if !rc.storedAsServed(kv.Value) {
+				items = nil
+				break
+			}
 			items[i] = kv.Value
 		}
-		writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
-		return
+		if items != nil {
+			writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
+			return
+		}
 	}
 	objs, err := rc.decodeStoredList(page.items)
 	if err != nil {

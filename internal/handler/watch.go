@@ -237,7 +237,7 @@ func (ww *watchWriter) handle(ev store.Event, f *filter, bookmarks bool) bool {
 func (ww *watchWriter) writeEvent(t watch.EventType, raw []byte, _ runtime.Object) bool {
 	rc := ww.rc
 	var objJSON []byte
-	if ww.out.kind == asObject && rc.servesStoredBytes() {
+	if ww.out.kind == asObject && rc.servesStoredBytes() && rc.storedAsServed(raw) {
 		objJSON = raw
 	} else {
 		obj, err := rc.decodeStored(raw, 0)
