@@ -46,6 +46,7 @@ type Controller struct {
 	// when a new generation of it was first registered.
 	registeredAt  map[string]time.Time
 	registeredGen map[string]int64
+	registeredKey map[string]string // generation and storedVersions last registered
 
 	// webhooks holds each CRD's conversion webhook client.
 	webhooks *webhookClients
@@ -89,6 +90,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		initialized:   make(chan struct{}),
 		registeredAt:  map[string]time.Time{},
 		registeredGen: map[string]int64{},
+		registeredKey: map[string]string{},
 		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
 	}
 	enqueue := func(obj any) {
@@ -224,6 +226,15 @@ func (c *Controller) namesAccepted(crd *apiextensionsv1.CustomResourceDefinition
 // register adds a descriptor for each served version and removes versions
 // no longer served. Only this CRD's entries change: nothing else is rebuilt.
 func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) error {
+	// Status-only changes (conditions) need no new descriptors: replacing
+	// them would rebuild the group's discovery and OpenAPI documents.
+	key := fmt.Sprint(crd.Generation, crd.Status.StoredVersions)
+	c.mu.Lock()
+	same := c.registeredKey[crd.Name] == key
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
 	storage := ""
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
@@ -290,6 +301,7 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 		}
 	}
 	c.served[crd.Name] = gvrs
+	c.registeredKey[crd.Name] = key
 	if c.registeredGen[crd.Name] != crd.Generation {
 		c.registeredGen[crd.Name] = crd.Generation
 		c.registeredAt[crd.Name] = time.Now()
@@ -304,6 +316,7 @@ func (c *Controller) unregister(name string) {
 		c.registry.Remove(gvr)
 	}
 	delete(c.served, name)
+	delete(c.registeredKey, name)
 	c.webhooks.forget(name)
 }
 
