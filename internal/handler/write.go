@@ -188,21 +188,7 @@ func (rc *reqCtx) create() {
 		rc.fail(err)
 		return
 	}
-	format, err := requestBodyFormat(rc.r, false)
-	if err != nil {
-		rc.fail(err)
-		return
-	}
-	body, err := rc.readBody()
-	if err != nil {
-		rc.fail(err)
-		return
-	}
-	if err := rc.writeOptions("CreateOptions"); err != nil {
-		rc.fail(err)
-		return
-	}
-	obj, err := rc.decodeBody(body, format)
+	obj, m, err := rc.readObject("CreateOptions")
 	if err != nil {
 		rc.fail(err)
 		return
@@ -210,11 +196,6 @@ func (rc *reqCtx) create() {
 	dryRun, err := rc.dryRun()
 	if err != nil {
 		rc.fail(err)
-		return
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		rc.fail(apierrors.NewInternalError(err))
 		return
 	}
 	if err := rc.checkNamespace(m); err != nil {
@@ -327,29 +308,35 @@ func (rc *reqCtx) admitNamespace(name string) error {
 
 const corev1NamespaceTerminatingCause = "NamespaceTerminating"
 
-func (rc *reqCtx) update() {
+// readObject reads and decodes the request body of a create or update,
+// after checking its options (optionsKind names them in errors).
+func (rc *reqCtx) readObject(optionsKind string) (runtime.Object, metav1.Object, error) {
 	format, err := requestBodyFormat(rc.r, false)
 	if err != nil {
-		rc.fail(err)
-		return
+		return nil, nil, err
 	}
 	body, err := rc.readBody()
 	if err != nil {
-		rc.fail(err)
-		return
+		return nil, nil, err
 	}
-	if err := rc.writeOptions("UpdateOptions"); err != nil {
-		rc.fail(err)
-		return
+	if err := rc.writeOptions(optionsKind); err != nil {
+		return nil, nil, err
 	}
 	obj, err := rc.decodeBody(body, format)
 	if err != nil {
-		rc.fail(err)
-		return
+		return nil, nil, err
 	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
-		rc.fail(apierrors.NewInternalError(err))
+		return nil, nil, apierrors.NewInternalError(err)
+	}
+	return obj, m, nil
+}
+
+func (rc *reqCtx) update() {
+	obj, m, err := rc.readObject("UpdateOptions")
+	if err != nil {
+		rc.fail(err)
 		return
 	}
 	if m.GetName() != rc.info.Name {
