@@ -251,12 +251,13 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 	}
 	var descs []*resource.Descriptor
 	fields := newCustomKind(crd, conv)
+	var schemas schemaCache
 	for i := range crd.Spec.Versions {
 		v := &crd.Spec.Versions[i]
 		if !v.Served {
 			continue
 		}
-		strategy, err := newCustomResource(crd, v, storage, fields)
+		strategy, err := newCustomResource(crd, v, storage, fields, &schemas)
 		if err != nil {
 			return err
 		}

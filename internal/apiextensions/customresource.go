@@ -86,7 +86,54 @@ var _ resource.Strategy = (*customResource)(nil)
 
 // newCustomResource builds the strategy of version v of crd. fields is
 // shared by the strategies of all of crd's versions.
-func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string, fields *fieldmanager.CustomKind) (*customResource, error) {
+// schemaParts is what a version's schema compiles to. Versions of one CRD
+// often share an identical schema; they then share one schemaParts, which
+// is most of a CRD's memory (validators, CEL programs).
+type schemaParts struct {
+	schema          *apiextensionsv1.CustomResourceValidation
+	structural      *structuralschema.Structural
+	validator       apiservervalidation.SchemaValidator
+	statusValidator apiservervalidation.SchemaValidator
+	cel             *cel.Validator
+}
+
+func compileSchema(v *apiextensionsv1.CustomResourceDefinitionVersion) (*schemaParts, error) {
+	internal, structural, err := versionSchema(v)
+	if err != nil {
+		return nil, err
+	}
+	p := &schemaParts{schema: v.Schema, structural: structural}
+	if p.validator, _, err = apiservervalidation.NewSchemaValidator(internal.OpenAPIV3Schema); err != nil {
+		return nil, err
+	}
+	if st, ok := internal.OpenAPIV3Schema.Properties["status"]; ok {
+		if p.statusValidator, _, err = apiservervalidation.NewSchemaValidator(&st); err != nil {
+			return nil, err
+		}
+	}
+	p.cel = cel.NewValidator(structural, true, celconfig.PerCallLimit)
+	return p, nil
+}
+
+// schemaCache hands out compiled schemas, reusing one for versions whose
+// schemas are equal.
+type schemaCache []*schemaParts
+
+func (c *schemaCache) get(v *apiextensionsv1.CustomResourceDefinitionVersion) (*schemaParts, error) {
+	for _, p := range *c {
+		if apiequality.Semantic.DeepEqual(p.schema, v.Schema) {
+			return p, nil
+		}
+	}
+	p, err := compileSchema(v)
+	if err != nil {
+		return nil, err
+	}
+	*c = append(*c, p)
+	return p, nil
+}
+
+func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string, fields *fieldmanager.CustomKind, schemas *schemaCache) (*customResource, error) {
 	gv := schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name}
 	s := &customResource{
 		gvk:        gv.WithKind(crd.Spec.Names.Kind),
@@ -95,21 +142,14 @@ func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiexte
 		namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
 		fields:     fields,
 	}
-	internal, structural, err := versionSchema(v)
+	parts, err := schemas.get(v)
 	if err != nil {
 		return nil, err
 	}
-	s.structural = structural
-	if s.validator, _, err = apiservervalidation.NewSchemaValidator(internal.OpenAPIV3Schema); err != nil {
-		return nil, err
-	}
+	s.structural, s.validator, s.cel = parts.structural, parts.validator, parts.cel
 	if v.Subresources != nil && v.Subresources.Status != nil {
 		s.hasStatus = true
-		if st, ok := internal.OpenAPIV3Schema.Properties["status"]; ok {
-			if s.statusValidator, _, err = apiservervalidation.NewSchemaValidator(&st); err != nil {
-				return nil, err
-			}
-		}
+		s.statusValidator = parts.statusValidator
 	}
 	if v.Subresources != nil && v.Subresources.Scale != nil {
 		s.scale = &apiextensionsinternal.CustomResourceSubresourceScale{}
@@ -117,7 +157,6 @@ func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiexte
 			return nil, err
 		}
 	}
-	s.cel = cel.NewValidator(structural, true, celconfig.PerCallLimit)
 	columns := v.AdditionalPrinterColumns
 	if len(columns) == 0 {
 		columns = []apiextensionsv1.CustomResourceColumnDefinition{{
