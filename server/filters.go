@@ -104,7 +104,10 @@ func (s *Server) withInFlightLimit(next http.Handler) http.Handler {
 	mutating := make(chan struct{}, s.cfg.MaxMutatingRequestsInFlight)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := request.InfoFrom(r.Context())
-		if info != nil && info.Verb == "watch" {
+		if info != nil && info.Verb == "watch" || isPrivileged(auth.UserFrom(r.Context())) {
+			// Watches are long-running; system:masters (the admin, the
+			// server's own loopback) is exempt, as API Priority and
+			// Fairness exempts it in kube-apiserver.
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -174,3 +177,15 @@ func (s *Server) routes(resources http.Handler, disc *discovery.Handler) http.Ha
 }
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+func isPrivileged(u *auth.User) bool {
+	if u == nil {
+		return false
+	}
+	for _, g := range u.Groups {
+		if g == "system:masters" {
+			return true
+		}
+	}
+	return false
+}
