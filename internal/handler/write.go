@@ -209,6 +209,13 @@ func (rc *reqCtx) create() {
 	if m.GetName() == "" && m.GetGenerateName() != "" {
 		m.SetName(m.GetGenerateName() + utilrand.String(5))
 	}
+	rc.storeNew(obj, m, dryRun)
+}
+
+// storeNew runs a new object through the create path — server-owned
+// metadata, defaulting, managedFields, the strategy, validation, namespace
+// lifecycle — and stores it (unless dryRun), answering 201.
+func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 	rc.fillCreateMeta(m)
 	rc.d.Strategy.Default(obj)
 	rc.recordManagedFields(rc.d.Strategy.New(), obj)
@@ -486,33 +493,7 @@ func (rc *reqCtx) createFromUpdate(mutate func(old runtime.Object) (runtime.Obje
 		rc.fail(apierrors.NewNotFound(rc.d.GroupResource(), rc.info.Name))
 		return
 	}
-	rc.fillCreateMeta(m)
-	rc.d.Strategy.Default(obj)
-	rc.recordManagedFields(rc.d.Strategy.New(), obj)
-	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
-	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
-		rc.fail(rc.invalid(obj, errs))
-		return
-	}
-	if err := rc.admitNamespace(m.GetName()); err != nil {
-		rc.fail(err)
-		return
-	}
-	raw, err := rc.encodeWritten(obj)
-	if err != nil {
-		rc.fail(err)
-		return
-	}
-	if dryRun {
-		rc.respond(http.StatusCreated, obj, 0)
-		return
-	}
-	rev, err := rc.store.Create(rc.ctx(), rc.d.Key(rc.namespace, m.GetName()), raw)
-	if err != nil {
-		rc.fail(rc.storeError(err, m.GetName()))
-		return
-	}
-	rc.respond(http.StatusCreated, obj, rev)
+	rc.storeNew(obj, m, dryRun)
 }
 
 // decodedHook lets a strategy post-process a decoded request body; custom
