@@ -42,6 +42,13 @@ type Config struct {
 	// ConversionWebhookTimeout bounds each call to a CRD's conversion
 	// webhook (default 30s, as kube-apiserver).
 	ConversionWebhookTimeout time.Duration
+	// AdmissionWebhookBackoff is how long an admission webhook that failed
+	// three calls in a row is not called (its failurePolicy answers at
+	// once); 0 means 5s, negative disables the back-off.
+	AdmissionWebhookBackoff time.Duration
+	// RequestTimeout bounds every request but watches (the `timeout`
+	// parameter may shorten it); default 60s, as kube-apiserver.
+	RequestTimeout time.Duration
 	// DisableControllers skips the in-process controllers (namespace
 	// lifecycle); tests of raw API behaviour use it.
 	DisableControllers bool
@@ -59,6 +66,9 @@ func (c *Config) defaults() {
 	}
 	if c.MinRequestTimeout == 0 {
 		c.MinRequestTimeout = 30 * time.Minute
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = time.Minute
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -13,6 +13,7 @@ import (
 	"github.com/trellis-project/trellis/internal/apiextensions"
 	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
+	"github.com/trellis-project/trellis/internal/webhook"
 )
 
 // startControllers runs the in-process controllers against the server's
@@ -46,7 +47,7 @@ func (s *Server) startControllers() {
 		return
 	}
 	crdc := apiextensions.NewController(extClient, crdDynamic, s.registry,
-		apiextensions.WithServiceResolver(apiextensions.EndpointsResolver{Client: client}),
+		apiextensions.WithServiceResolver(webhook.EndpointsResolver{Client: client}),
 		apiextensions.WithWebhookTimeout(s.cfg.ConversionWebhookTimeout))
 	s.controllers.Add(1)
 	go func() {

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,6 +45,7 @@ func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth
 	h = withAuthorization(h, authz)
 	h = withAuthentication(h, authn)
 	h = s.metrics.instrument(h)
+	h = withRequestDeadline(h, s.cfg.RequestTimeout)
 	h = withRequestInfo(h)
 	h = withPanicRecovery(h)
 	return s.countInFlight(h)
@@ -77,6 +80,33 @@ func withRequestInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := request.Parse(r)
 		next.ServeHTTP(w, r.WithContext(request.WithInfo(r.Context(), info)))
+	})
+}
+
+// withRequestDeadline gives every request but watches a deadline: the
+// server's request timeout, or the shorter `timeout` the client asked for.
+// Storage and admission webhooks stop at it.
+func withRequestDeadline(next http.Handler, max time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := request.InfoFrom(r.Context())
+		if info != nil && info.Verb == "watch" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		timeout := max
+		if v := r.URL.Query().Get("timeout"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				handler.WriteError(w, r, apierrors.NewBadRequest(fmt.Sprintf("invalid timeout specified in the request URL - %v", err)))
+				return
+			}
+			if d > 0 && d < max {
+				timeout = d
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

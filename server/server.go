@@ -165,15 +165,17 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// Authorizers read RBAC objects through informers on the loopback
 	// client (system:masters, allowed before any authorizer runs).
-	authzInformers := informers.NewSharedInformerFactory(kubernetes.NewForConfigOrDie(s.LoopbackConfig()), 0)
+	loopback := kubernetes.NewForConfigOrDie(s.LoopbackConfig())
+	authzInformers := informers.NewSharedInformerFactory(loopback, 0)
 	authz, err := s.authorizer(authzInformers)
 	if err != nil {
 		return err
 	}
+	admit, admissionSynced := s.admissionChain(authzInformers, loopback)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
-		FieldManagers: s.fieldManagers(),
+		FieldManagers: s.fieldManagers(), Admission: admit,
 	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)
@@ -199,10 +201,10 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()
 	authzInformers.Start(s.stopCtx.Done())
-	for _, synced := range s.authzSynced {
+	for _, synced := range append(s.authzSynced, admissionSynced...) {
 		if !controller.WaitForSync(s.stopCtx, synced) {
 			s.shutdown()
-			return errors.New("authorization caches did not sync")
+			return errors.New("authorization and admission caches did not sync")
 		}
 	}
 	if !s.cfg.DisableControllers {

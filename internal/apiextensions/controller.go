@@ -23,6 +23,7 @@ import (
 
 	"github.com/trellis-project/trellis/internal/resource"
 	"github.com/trellis-project/trellis/internal/resource/builtin"
+	"github.com/trellis-project/trellis/internal/webhook"
 )
 
 // Controller keeps the registry in step with the CustomResourceDefinitions:
@@ -56,13 +57,13 @@ type Controller struct {
 type Option func(*options)
 
 type options struct {
-	resolver       ServiceResolver
+	resolver       webhook.ServiceResolver
 	webhookTimeout time.Duration
 }
 
 // WithServiceResolver resolves the Services that conversion webhooks name
-// in clientConfig.service (see EndpointsResolver).
-func WithServiceResolver(r ServiceResolver) Option {
+// in clientConfig.service (see webhook.EndpointsResolver).
+func WithServiceResolver(r webhook.ServiceResolver) Option {
 	return func(o *options) { o.resolver = r }
 }
 

@@ -1,15 +1,10 @@
 package apiextensions
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,18 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/rest"
+
+	"github.com/trellis-project/trellis/internal/webhook"
 )
 
 // DefaultWebhookTimeout bounds a conversion webhook call, as
 // kube-apiserver's webhook clients do.
 const DefaultWebhookTimeout = 30 * time.Second
-
-// ServiceResolver finds an address that reaches a Service's port:
-// "host:port" to dial. A webhook's clientConfig.service is resolved
-// through it each time a new connection is opened.
-type ServiceResolver interface {
-	ResolveService(ctx context.Context, namespace, name string, port int32) (string, error)
-}
 
 // webhookConverter sends ConversionReviews to a CRD's conversion webhook.
 type webhookConverter struct {
@@ -53,7 +43,7 @@ type webhookConverter struct {
 // only when the CRD's webhook configuration changes, so connections are
 // reused across the CRD's other updates (status, schema, names).
 type webhookClients struct {
-	resolver ServiceResolver
+	resolver webhook.ServiceResolver
 	timeout  time.Duration
 
 	mu      sync.Mutex
@@ -65,7 +55,7 @@ type webhookClient struct {
 	client *rest.RESTClient
 }
 
-func newWebhookClients(resolver ServiceResolver, timeout time.Duration) *webhookClients {
+func newWebhookClients(resolver webhook.ServiceResolver, timeout time.Duration) *webhookClients {
 	if timeout <= 0 {
 		timeout = DefaultWebhookTimeout
 	}
@@ -143,77 +133,14 @@ var reviewCodecs = func() serializer.CodecFactory {
 	return serializer.NewCodecFactory(s)
 }()
 
-// restConfig builds the client configuration of a webhook the way
-// kube-apiserver does: 30 s timeout (configurable here), no rate limit,
-// the caBundle as the only trusted roots, HTTP/1.1 except to loopback
-// URLs, and for a service reference the host <name>.<namespace>.svc so
-// the webhook's certificate verifies, dialled at an address the resolver
-// finds.
+// restConfig builds the client configuration of a conversion webhook
+// (see webhook.RESTConfig).
 func (w *webhookClients) restConfig(cc *apiextensionsv1.WebhookClientConfig) (*rest.Config, error) {
-	cfg := &rest.Config{
-		UserAgent: "kube-apiserver-admission",
-		Timeout:   w.timeout,
-		QPS:       -1,
-		ContentConfig: rest.ContentConfig{
-			ContentType:          runtime.ContentTypeJSON,
-			NegotiatedSerializer: reviewCodecs.WithoutConversion(),
-		},
-	}
-	if len(bytes.TrimSpace(cc.CABundle)) > 0 {
-		cfg.TLSClientConfig.CAData = cc.CABundle
-	}
+	shared := webhook.ClientConfig{URL: cc.URL, CABundle: cc.CABundle}
 	if svc := cc.Service; svc != nil {
-		port := int32(443)
-		if svc.Port != nil {
-			port = *svc.Port
-		}
-		serverName := svc.Name + "." + svc.Namespace + ".svc"
-		host := net.JoinHostPort(serverName, strconv.Itoa(int(port)))
-		cfg.Host = "https://" + host
-		if svc.Path != nil {
-			cfg.APIPath = *svc.Path
-		}
-		cfg.TLSClientConfig.ServerName = serverName
-		cfg.NextProtos = []string{"http/1.1"}
-		var d net.Dialer
-		resolver := w.resolver
-		namespace, name := svc.Namespace, svc.Name
-		cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if addr == host {
-				if resolver == nil {
-					return nil, fmt.Errorf("no resolver for service %s/%s", namespace, name)
-				}
-				resolved, err := resolver.ResolveService(ctx, namespace, name, port)
-				if err != nil {
-					return nil, err
-				}
-				addr = resolved
-			}
-			return d.DialContext(ctx, network, addr)
-		}
-		return cfg, nil
+		shared.Service = &webhook.ServiceReference{Namespace: svc.Namespace, Name: svc.Name, Path: svc.Path, Port: svc.Port}
 	}
-	if cc.URL == nil || *cc.URL == "" {
-		return nil, errors.New("webhook configuration must have either service or URL")
-	}
-	u, err := url.Parse(*cc.URL)
-	if err != nil {
-		return nil, fmt.Errorf("Unparsable URL: %v", err)
-	}
-	cfg.Host = u.Scheme + "://" + u.Host
-	cfg.APIPath = u.Path
-	if !isLoopback(u.Hostname()) {
-		cfg.NextProtos = []string{"http/1.1"}
-	}
-	return cfg, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return webhook.RESTConfig(shared, w.resolver, w.timeout, reviewCodecs.WithoutConversion())
 }
 
 // convert sends one ConversionReview with every object and checks the

@@ -71,6 +71,7 @@ func (rc *reqCtx) delete() {
 		rc.fail(err)
 		return
 	}
+	rc.deleteOpts = opts
 	obj, code, err := rc.deleteOne(rc.namespace, rc.info.Name, opts)
 	if err != nil {
 		rc.fail(err)
@@ -114,6 +115,9 @@ func (rc *reqCtx) deleteOne(namespace, name string, opts *metav1.DeleteOptions) 
 				return nil, 0, apierrors.NewConflict(rc.d.GroupResource(), name,
 					fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.GetResourceVersion()))
 			}
+		}
+		if err := rc.admitDelete(obj); err != nil {
+			return nil, 0, err
 		}
 		deferred := len(m.GetFinalizers()) > 0
 		if b, ok := rc.d.Strategy.(interface {
@@ -180,6 +184,7 @@ func (rc *reqCtx) deleteCollection() {
 		rc.fail(err)
 		return
 	}
+	rc.deleteOpts = opts
 	listOpts, err := rc.listOptions()
 	if err != nil {
 		rc.fail(err)

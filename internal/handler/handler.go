@@ -14,9 +14,11 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/trellis-project/trellis/internal/admission"
 	"github.com/trellis-project/trellis/internal/fieldmanager"
 	"github.com/trellis-project/trellis/internal/request"
 	"github.com/trellis-project/trellis/internal/resource"
@@ -48,6 +50,9 @@ type Handler struct {
 	// FieldManagers record metadata.managedFields on writes; nil keeps
 	// whatever is stored.
 	FieldManagers *fieldmanager.Cache
+	// Admission runs mutating and validating admission on writes; nil
+	// admits everything.
+	Admission admission.Interface
 }
 
 // NamespaceGetter reports a namespace's phase; found=false if absent.
@@ -150,6 +155,8 @@ type reqCtx struct {
 	// respondAs, if set, turns the written object into the response
 	// (a /scale write answers with the Scale).
 	respondAs func(runtime.Object) (runtime.Object, error)
+	// deleteOpts are a delete's options, for admission.
+	deleteOpts *metav1.DeleteOptions
 	// applying marks a server-side apply: the apply records the managed
 	// fields (not an Update), and a missing object is created.
 	applying bool

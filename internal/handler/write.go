@@ -22,6 +22,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/trellis-project/trellis/internal/admission"
 	"github.com/trellis-project/trellis/internal/store"
 )
 
@@ -206,9 +207,6 @@ func (rc *reqCtx) create() {
 		rc.fail(apierrors.NewInternalError(errors.New("resourceVersion should not be set on objects to be created")))
 		return
 	}
-	if m.GetName() == "" && m.GetGenerateName() != "" {
-		m.SetName(m.GetGenerateName() + utilrand.String(5))
-	}
 	rc.storeNew(obj, m, dryRun)
 }
 
@@ -216,15 +214,29 @@ func (rc *reqCtx) create() {
 // metadata, defaulting, managedFields, the strategy, validation, namespace
 // lifecycle — and stores it (unless dryRun), answering 201.
 func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
-	rc.fillCreateMeta(m)
 	rc.d.Strategy.Default(obj)
 	rc.recordManagedFields(rc.d.Strategy.New(), obj)
+	// Namespace lifecycle comes first in kube-apiserver's admission chain.
+	if err := rc.admitNamespace(m.GetName()); err != nil {
+		rc.fail(err)
+		return
+	}
+	obj, err := rc.admit(admission.Create, obj, nil)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	m, _ = meta.Accessor(obj)
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + utilrand.String(5))
+	}
+	rc.fillCreateMeta(m)
 	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
 	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
 		rc.fail(rc.invalid(obj, errs))
 		return
 	}
-	if err := rc.admitNamespace(m.GetName()); err != nil {
+	if err := rc.validateAdmission(admission.Create, obj, nil); err != nil {
 		rc.fail(err)
 		return
 	}
@@ -406,15 +418,19 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		}
 		conditional := rv != ""
 
-		// What the server owns is carried over from the stored object.
-		m.SetUID(oldMeta.GetUID())
-		m.SetCreationTimestamp(oldMeta.GetCreationTimestamp())
-		m.SetDeletionTimestamp(oldMeta.GetDeletionTimestamp())
-		if m.GetDeletionGracePeriodSeconds() == nil {
-			m.SetDeletionGracePeriodSeconds(oldMeta.GetDeletionGracePeriodSeconds())
+		// What the server owns is carried over from the stored object
+		// (again after mutating admission, which may not change it).
+		keepServerFields := func(m metav1.Object) {
+			m.SetUID(oldMeta.GetUID())
+			m.SetCreationTimestamp(oldMeta.GetCreationTimestamp())
+			m.SetDeletionTimestamp(oldMeta.GetDeletionTimestamp())
+			if m.GetDeletionGracePeriodSeconds() == nil {
+				m.SetDeletionGracePeriodSeconds(oldMeta.GetDeletionGracePeriodSeconds())
+			}
+			m.SetGeneration(oldMeta.GetGeneration())
+			m.SetResourceVersion(oldMeta.GetResourceVersion())
 		}
-		m.SetGeneration(oldMeta.GetGeneration())
-		m.SetResourceVersion(oldMeta.GetResourceVersion())
+		keepServerFields(m)
 		rc.d.Strategy.Default(obj)
 		rc.recordManagedFields(old, obj)
 		if rc.info.Subresource == "status" {
@@ -422,12 +438,22 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			// (but for the managed fields just recorded).
 			metav1.ResetObjectMetaForStatus(m, oldMeta)
 		}
+		if obj, err = rc.admit(admission.Update, obj, old); err != nil {
+			rc.fail(err)
+			return
+		}
+		m, _ = meta.Accessor(obj)
+		keepServerFields(m)
 		rc.d.Strategy.PrepareForUpdate(rc.ctx(), obj, old, rc.info.Subresource)
 		if rc.d.Strategy.SpecChanged(obj, old) {
 			m.SetGeneration(oldMeta.GetGeneration() + 1)
 		}
 		if errs := rc.d.Strategy.ValidateUpdate(rc.ctx(), obj, old, rc.info.Subresource); len(errs) > 0 {
 			rc.fail(rc.invalid(obj, errs))
+			return
+		}
+		if err := rc.validateAdmission(admission.Update, obj, old); err != nil {
+			rc.fail(err)
 			return
 		}
 		if oldMeta.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !rc.hasPendingFinalizers(obj) {

@@ -205,3 +205,24 @@ func (r *Registry) GroupVersionServed(gv schema.GroupVersion) bool {
 
 // StandardVerbs are served by every storage-backed resource.
 var StandardVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+
+// Equivalents returns the descriptors that store the same objects as d
+// (every served version of its resource, d included), in group, version
+// order.
+func (r *Registry) Equivalents(d *Descriptor) []*Descriptor {
+	r.mu.RLock()
+	var out []*Descriptor
+	for _, o := range r.byGVR {
+		if o.StoragePrefix == d.StoragePrefix {
+			out = append(out, o)
+		}
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}

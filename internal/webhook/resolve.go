@@ -1,4 +1,4 @@
-package apiextensions
+package webhook
 
 import (
 	"context"
@@ -21,8 +21,6 @@ import (
 type EndpointsResolver struct {
 	Client kubernetes.Interface
 }
-
-var _ ServiceResolver = EndpointsResolver{}
 
 // ResolveService returns "host:port" for port of Service namespace/name.
 func (r EndpointsResolver) ResolveService(ctx context.Context, namespace, name string, port int32) (string, error) {
