@@ -2,16 +2,21 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
 	"github.com/trellis-project/trellis/internal/admission"
+	"github.com/trellis-project/trellis/internal/admission/initializer"
 	admissionwebhook "github.com/trellis-project/trellis/internal/admission/webhook"
+	"github.com/trellis-project/trellis/internal/apiextensions"
+	"github.com/trellis-project/trellis/internal/resource"
 	"github.com/trellis-project/trellis/internal/webhook"
 )
 
@@ -20,7 +25,8 @@ import (
 // informers of the given factory. The returned syncs must be complete
 // before the server reports ready, as kube-apiserver refuses admission
 // until its webhook configurations are loaded.
-func (s *Server) admissionChain(factory informers.SharedInformerFactory, client kubernetes.Interface) (admission.Interface, []func() bool) {
+func (s *Server) admissionChain(factory informers.SharedInformerFactory, dynamicFactory dynamicinformer.DynamicSharedInformerFactory, client kubernetes.Interface) (admission.Interface, []func() bool) {
+	initializers := dynamicFactory.ForResource(initializer.ConfigurationResource)
 	mutating := factory.Admissionregistration().V1().MutatingWebhookConfigurations().Informer()
 	validating := factory.Admissionregistration().V1().ValidatingWebhookConfigurations().Informer()
 	namespaces := factory.Core().V1().Namespaces()
@@ -30,8 +36,8 @@ func (s *Server) admissionChain(factory informers.SharedInformerFactory, client 
 		Backoff:    s.cfg.AdmissionWebhookBackoff,
 		Metrics:    admissionwebhook.NewMetrics(s.metrics.registry),
 	})
-	synced := []func() bool{mutating.HasSynced, validating.HasSynced, namespaces.Informer().HasSynced}
-	return admission.Chain{webhooks}, synced
+	synced := []func() bool{mutating.HasSynced, validating.HasSynced, namespaces.Informer().HasSynced, initializers.Informer().HasSynced}
+	return admission.Chain{initializer.New(initializers.Lister()), webhooks}, synced
 }
 
 // namespaceLabels reads namespace labels from the informer, and from the
@@ -50,4 +56,18 @@ func (n namespaceLabels) Labels(ctx context.Context, name string) (labels.Set, e
 		return nil, err
 	}
 	return ns.Labels, nil
+}
+
+// registerTrellisKinds serves the configuration kinds Trellis adds to
+// Kubernetes' (InitializerConfiguration), defined by CRD-shaped schemas
+// but built in: they exist from the first request, with no CRD object.
+func registerTrellisKinds(reg *resource.Registry) error {
+	descs, err := apiextensions.BuiltinDescriptors(initializer.ConfigurationCRD())
+	if err != nil {
+		return fmt.Errorf("InitializerConfiguration: %w", err)
+	}
+	for _, d := range descs {
+		reg.Add(d)
+	}
+	return nil
 }

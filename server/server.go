@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -82,6 +84,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.caches = newCaches(ctx, backend)
 	builtin.Register(s.registry)
+	if err := registerTrellisKinds(s.registry); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
 	s.metrics = newMetrics()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -171,7 +177,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	admit, admissionSynced := s.admissionChain(authzInformers, loopback)
+	dynamicInformers := dynamicinformer.NewDynamicSharedInformerFactory(dynamic.NewForConfigOrDie(s.LoopbackConfig()), 0)
+	admit, admissionSynced := s.admissionChain(authzInformers, dynamicInformers, loopback)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
@@ -201,6 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()
 	authzInformers.Start(s.stopCtx.Done())
+	dynamicInformers.Start(s.stopCtx.Done())
 	for _, synced := range append(s.authzSynced, admissionSynced...) {
 		if !controller.WaitForSync(s.stopCtx, synced) {
 			s.shutdown()

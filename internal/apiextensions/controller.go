@@ -236,19 +236,47 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 	if same {
 		return nil
 	}
+	conv, err := c.webhooks.converterFor(crd)
+	if err != nil {
+		return err
+	}
+	descs, err := descriptorsFor(crd, conv)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var gvrs []schema.GroupVersionResource
+	for _, d := range descs {
+		gvr := schema.GroupVersionResource{Group: d.Group, Version: d.Version, Resource: d.Resource}
+		gvrs = append(gvrs, gvr)
+		c.registry.Add(d)
+	}
+	for _, old := range c.served[crd.Name] {
+		if !slices.Contains(gvrs, old) {
+			c.registry.Remove(old)
+		}
+	}
+	c.served[crd.Name] = gvrs
+	c.registeredKey[crd.Name] = key
+	if c.registeredGen[crd.Name] != crd.Generation {
+		c.registeredGen[crd.Name] = crd.Generation
+		c.registeredAt[crd.Name] = time.Now()
+	}
+	return nil
+}
+
+// descriptorsFor builds the descriptors of crd's served versions.
+func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter) ([]*resource.Descriptor, error) {
 	storage := ""
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
 			storage = v.Name
 		}
 	}
-	conv, err := c.webhooks.converterFor(crd)
-	if err != nil {
-		return err
-	}
 	conversion, err := newCRDConversion(crd, conv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var descs []*resource.Descriptor
 	fields := newCustomKind(crd, conv)
@@ -260,7 +288,7 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 		}
 		strategy, err := newCustomResource(crd, v, storage, fields, &schemas)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		strategy.conv = conversion
 		d := &resource.Descriptor{
@@ -289,26 +317,14 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 		}
 		descs = append(descs, d)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var gvrs []schema.GroupVersionResource
-	for _, d := range descs {
-		gvr := schema.GroupVersionResource{Group: d.Group, Version: d.Version, Resource: d.Resource}
-		gvrs = append(gvrs, gvr)
-		c.registry.Add(d)
-	}
-	for _, old := range c.served[crd.Name] {
-		if !slices.Contains(gvrs, old) {
-			c.registry.Remove(old)
-		}
-	}
-	c.served[crd.Name] = gvrs
-	c.registeredKey[crd.Name] = key
-	if c.registeredGen[crd.Name] != crd.Generation {
-		c.registeredGen[crd.Name] = crd.Generation
-		c.registeredAt[crd.Name] = time.Now()
-	}
-	return nil
+	return descs, nil
+}
+
+// BuiltinDescriptors serves a resource the server itself defines with a
+// CRD-shaped schema (one version, no conversion) without storing a
+// CustomResourceDefinition object: Trellis's own configuration kinds.
+func BuiltinDescriptors(crd *apiextensionsv1.CustomResourceDefinition) ([]*resource.Descriptor, error) {
+	return descriptorsFor(crd, noneConverter{})
 }
 
 func (c *Controller) unregister(name string) {

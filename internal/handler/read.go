@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/trellis-project/trellis/internal/admission/initializer"
 	"github.com/trellis-project/trellis/internal/store"
 )
 
@@ -30,6 +31,9 @@ func (rc *reqCtx) get() {
 		return
 	}
 	kv, err := rc.store.Get(rc.ctx(), rc.d.Key(rc.namespace, rc.info.Name))
+	if err == nil && !rc.includeUninitialized() && initializer.Pending(kv.Value) {
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		rc.fail(rc.storeError(err, rc.info.Name))
 		return
@@ -115,6 +119,8 @@ type filter struct {
 	field        fields.Selector
 	needsDecode  bool // a field selector on a kind-specific field
 	matchesEmpty bool
+	// hideUninitialized hides objects with initializers pending.
+	hideUninitialized bool
 }
 
 func (rc *reqCtx) newFilter(opts *metainternalversion.ListOptions) *filter {
@@ -131,11 +137,15 @@ func (rc *reqCtx) newFilter(opts *metainternalversion.ListOptions) *filter {
 		}
 	}
 	f.matchesEmpty = f.label.Empty() && f.field.Empty()
+	f.hideUninitialized = !rc.includeUninitialized()
 	return f
 }
 
 // matches reports whether the stored object raw passes the selectors.
 func (rc *reqCtx) matches(f *filter, raw []byte) (bool, error) {
+	if f.hideUninitialized && initializer.Pending(raw) {
+		return false, nil
+	}
 	if f.matchesEmpty {
 		return true, nil
 	}

@@ -214,12 +214,11 @@ func (ww *watchWriter) handle(ev store.Event, f *filter, bookmarks bool) bool {
 		return false
 	}
 	was := false
-	if ev.Prev != nil && !f.matchesEmpty {
+	if ev.Prev != nil {
+		// Cheap without selectors: only the initializers check runs.
 		if was, err = rc.matches(f, ev.Prev.Value); err != nil {
 			return false
 		}
-	} else if ev.Prev != nil {
-		was = true
 	}
 	switch {
 	case cur && was:

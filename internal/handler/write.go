@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trellis-project/trellis/internal/admission"
+	"github.com/trellis-project/trellis/internal/admission/initializer"
 	"github.com/trellis-project/trellis/internal/store"
 )
 
@@ -249,13 +250,18 @@ func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 		rc.respond(http.StatusCreated, obj, 0)
 		return
 	}
-	rev, err := rc.store.Create(rc.ctx(), rc.d.Key(rc.namespace, m.GetName()), raw)
+	key := rc.d.Key(rc.namespace, m.GetName())
+	rev, err := rc.store.Create(rc.ctx(), key, raw)
 	if err != nil {
 		if errors.Is(err, store.ErrExists) && m.GetGenerateName() != "" {
 			rc.fail(apierrors.NewGenerateNameConflict(rc.d.GroupResource(), m.GetName(), 1))
 			return
 		}
 		rc.fail(rc.storeError(err, m.GetName()))
+		return
+	}
+	if len(initializer.PendingOf(obj)) > 0 && !rc.includeUninitialized() {
+		rc.awaitInitialization(key, rev, m.GetUID())
 		return
 	}
 	rc.respond(http.StatusCreated, obj, rev)
@@ -484,6 +490,10 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		}
 		if err != nil {
 			rc.fail(rc.storeError(err, rc.info.Name))
+			return
+		}
+		if _, failed := initializer.FailureOf(obj); failed {
+			rc.deleteFailedInitialization(key, newKV, obj)
 			return
 		}
 		rc.respond(http.StatusOK, obj, newKV.ModRevision)
