@@ -170,6 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.guardRBACWrites(authz)
 	s.registerReviews(authn, authz)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
