@@ -8,11 +8,13 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/informers"
 
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/handler"
 	"github.com/trellis-project/trellis/internal/request"
+	"github.com/trellis-project/trellis/internal/resource/builtin"
 )
 
 // Authorization modes, as kube-apiserver's --authorization-mode.
@@ -93,4 +95,19 @@ func attributesFor(r *http.Request) auth.Attributes {
 		a.Subresource, a.Namespace, a.Name = info.Subresource, info.Namespace, info.Name
 	}
 	return a
+}
+
+// registerReviews serves the review APIs (SubjectAccessReview, TokenReview,
+// ...) against the server's own authenticator and authorizer chain.
+func (s *Server) registerReviews(authn auth.Authenticator, authz auth.Authorizer) {
+	r := builtin.Reviewers{
+		Authorizer:    auth.Upstream(authz),
+		Authenticator: auth.UpstreamAuthenticator(authn),
+	}
+	if rr, ok := authz.(authorizer.RuleResolver); ok {
+		r.RuleResolver = rr
+	}
+	for _, d := range builtin.Reviews(r) {
+		s.registry.Add(d)
+	}
 }

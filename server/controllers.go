@@ -77,7 +77,7 @@ func (s *Server) namespacedResources() []schema.GroupVersionResource {
 	seen := map[string]bool{}
 	var out []schema.GroupVersionResource
 	for _, d := range s.registry.All() {
-		if !d.Namespaced || seen[d.StoragePrefix] {
+		if !d.Namespaced || !d.Stored() || seen[d.StoragePrefix] {
 			continue
 		}
 		seen[d.StoragePrefix] = true

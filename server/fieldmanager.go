@@ -17,7 +17,7 @@ import (
 // once, by the first write.
 var builtinFieldTypes = sync.OnceValue(func() *fieldmanager.BuiltinTypes {
 	var kinds []schema.GroupVersionKind
-	for _, d := range builtin.Descriptors() {
+	for _, d := range append(builtin.Descriptors(), builtin.Reviews(builtin.Reviewers{})...) {
 		kinds = append(kinds, d.GroupVersionKind())
 	}
 	return fieldmanager.NewBuiltinTypes(generatedopenapi.GetOpenAPIDefinitions, builtin.Scheme, kinds)

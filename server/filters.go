@@ -39,10 +39,11 @@ func publicPath(p string) bool {
 
 // filters wraps the router with the request path's generic stages, outer
 // first: panic recovery, request info, metrics, authentication,
-// authorization, in-flight limits.
+// impersonation, authorization, in-flight limits.
 func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth.Authorizer) http.Handler {
 	h := s.withInFlightLimit(next)
 	h = withAuthorization(h, authz)
+	h = withImpersonation(h, authz)
 	h = withAuthentication(h, authn)
 	h = s.metrics.instrument(h)
 	h = withRequestDeadline(h, s.cfg.RequestTimeout)
@@ -122,6 +123,36 @@ func withAuthentication(next http.Handler, authn auth.Authenticator) http.Handle
 			}
 		}
 		r.Header.Del("Authorization")
+		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), u)))
+	})
+}
+
+// withImpersonation serves a request carrying Impersonate-* headers as
+// the impersonated user, if the authenticated user may impersonate it
+// (see auth.Impersonate); otherwise it answers 403, or 400 for headers
+// that name no user.
+func withImpersonation(next http.Handler, az auth.Authorizer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wanted, err := auth.WantedUser(r.Header)
+		if err != nil {
+			handler.WriteError(w, r, err)
+			return
+		}
+		if wanted == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if auth.UserFrom(r.Context()) == nil {
+			// kube-apiserver's plain-text answer; authentication always
+			// sets a user, so this guards a broken chain.
+			http.Error(w, fmt.Sprintf("Internal Server Error: %q: no User found in the context", r.RequestURI), http.StatusInternalServerError)
+			return
+		}
+		u, err := auth.Impersonate(r.Context(), az, attributesFor(r), wanted)
+		if err != nil {
+			handler.WriteError(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), u)))
 	})
 }

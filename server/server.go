@@ -179,6 +179,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	dynamicInformers := dynamicinformer.NewDynamicSharedInformerFactory(dynamic.NewForConfigOrDie(s.LoopbackConfig()), 0)
 	admit, admissionSynced := s.admissionChain(authzInformers, dynamicInformers, loopback)
+	s.guardRBACWrites(authz)
+	s.registerReviews(authn, authz)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,

@@ -274,8 +274,12 @@ func build(all []*resource.Descriptor) *documents {
 }
 
 // storageVersionHash is an opaque digest of where objects are stored,
-// which clients use to notice storage version changes.
+// which clients use to notice storage version changes; resources that
+// are not stored have none.
 func storageVersionHash(r *resource.Descriptor) string {
+	if !r.Stored() {
+		return ""
+	}
 	sum := sha256.Sum256([]byte(r.StorageVersion.Group + "/" + r.StorageVersion.Version + "/" + r.Kind))
 	return base64.StdEncoding.EncodeToString(sum[:8])
 }

@@ -94,6 +94,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.DeprecationWarning != "" {
 		addWarning(w, d.DeprecationWarning)
 	}
+	if v, ok := d.Strategy.(VirtualCreator); ok {
+		h.serveVirtual(w, r, info, d, v)
+		return
+	}
 	st, err := h.Storage.For(r.Context(), d)
 	if err != nil {
 		writeError(w, r, apierrors.NewInternalError(err))

@@ -233,6 +233,10 @@ func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 	}
 	rc.fillCreateMeta(m)
 	rc.d.Strategy.PrepareForCreate(rc.ctx(), obj)
+	if err := rc.guardWrite(obj, nil); err != nil {
+		rc.fail(err)
+		return
+	}
 	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
 		rc.fail(rc.invalid(obj, errs))
 		return
@@ -453,6 +457,10 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		rc.d.Strategy.PrepareForUpdate(rc.ctx(), obj, old, rc.info.Subresource)
 		if rc.d.Strategy.SpecChanged(obj, old) {
 			m.SetGeneration(oldMeta.GetGeneration() + 1)
+		}
+		if err := rc.guardWrite(obj, old); err != nil {
+			rc.fail(err)
+			return
 		}
 		if errs := rc.d.Strategy.ValidateUpdate(rc.ctx(), obj, old, rc.info.Subresource); len(errs) > 0 {
 			rc.fail(rc.invalid(obj, errs))

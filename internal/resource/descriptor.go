@@ -52,7 +52,24 @@ type Descriptor struct {
 
 	// Strategy holds the kind-specific rules.
 	Strategy Strategy
+
+	// WriteGuard, if set, may refuse a create or update that passed
+	// authorization for what the object itself grants (RBAC escalation
+	// prevention). Nil for most resources.
+	WriteGuard WriteGuard
 }
+
+// WriteGuard checks a create or update after decoding and defaulting,
+// before validation and storage. obj and old are of the served version;
+// old is nil on create. A non-nil error is the API status to answer with.
+type WriteGuard interface {
+	GuardWrite(ctx context.Context, obj, old runtime.Object) error
+}
+
+// Stored reports whether objects of d are kept in the store. Review
+// resources (SubjectAccessReview, TokenReview, ...) are not: a create
+// evaluates the object and answers.
+func (d *Descriptor) Stored() bool { return d.StoragePrefix != "" }
 
 // GroupVersion of the descriptor.
 func (d *Descriptor) GroupVersion() schema.GroupVersion {
