@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/auth/satoken"
 	"github.com/trellis-project/trellis/internal/controller"
 	"github.com/trellis-project/trellis/internal/discovery"
 	"github.com/trellis-project/trellis/internal/handler"
@@ -46,6 +47,7 @@ type Server struct {
 	listener net.Listener
 	http     *http.Server
 	metrics  *metrics
+	saTokens *satoken.Config
 
 	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
@@ -83,6 +85,10 @@ func New(cfg Config) (*Server, error) {
 	s.caches = newCaches(ctx, backend)
 	builtin.Register(s.registry)
 	s.metrics = newMetrics()
+	if err := s.serviceAccountTokens(); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -151,7 +157,11 @@ func (s *Server) authenticator() (auth.Authenticator, error) {
 		}
 		chain = append(chain, tokens)
 	}
-	return chain, nil
+	sa, err := s.serviceAccountAuthenticator()
+	if err != nil {
+		return nil, err
+	}
+	return append(chain, sa), nil
 }
 
 // Run serves until ctx ends, then drains in-flight requests, ends watches,
