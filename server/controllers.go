@@ -76,6 +76,16 @@ func (s *Server) startControllers() {
 		defer s.controllers.Done()
 		sac.Run(s.stopCtx)
 	}()
+	if sign, err := s.saTokens.LegacyTokens(); err != nil {
+		log.Printf("controllers: service account token controller: %v", err)
+	} else {
+		tokens := serviceaccount.NewTokens(client, serviceaccount.SignFunc(sign), s.pki.ServerCAPEM())
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			tokens.Run(s.stopCtx)
+		}()
+	}
 	// Without a CA of its own (a serving certificate from the system
 	// roots) there is nothing to publish, as kube-controller-manager
 	// without --root-ca-file.

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -580,4 +581,54 @@ func TestServiceAccountControllerPopulatesNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, "the deleted kube-root-ca.crt is not recreated", rootCA)
+}
+
+func TestServiceAccountLegacySecretToken(t *testing.T) {
+	ctx := context.Background()
+	srv := trellistest.StartServer(t, trellistest.WithConfig(func(c *server.Config) { c.AuthorizationModes = []string{"RBAC"} }))
+	admin := kubernetes.NewForConfigOrDie(srv.Config)
+	sa := createSA(t, admin, "default", "legacy")
+	_, err := admin.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "legacy-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: "legacy"}},
+		Type:       corev1.SecretTypeServiceAccountToken,
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret *corev1.Secret
+	poll(t, "the token controller does not fill the secret", func(ctx context.Context) (bool, error) {
+		secret, err = admin.CoreV1().Secrets("default").Get(ctx, "legacy-token", metav1.GetOptions{})
+		return err == nil && len(secret.Data["token"]) > 0, nil
+	})
+	if string(secret.Data["namespace"]) != "default" || string(secret.Data["ca.crt"]) != string(srv.AdminConfig().CAData) ||
+		secret.Annotations[corev1.ServiceAccountUIDKey] != string(sa.UID) {
+		t.Errorf("secret: data keys %v, annotations %v", slices.Sorted(maps.Keys(secret.Data)), secret.Annotations)
+	}
+	token := string(secret.Data["token"])
+	if c := claims(t, token); c["iss"] != "kubernetes/serviceaccount" || c["exp"] != nil {
+		t.Errorf("legacy claims: %v", c)
+	}
+	_, err = bearer(srv.Config, token).CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+	want := `configmaps is forbidden: User "system:serviceaccount:default:legacy" cannot list resource "configmaps" in API group "" in the namespace "default"`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Fatalf("legacy token: %v\nwant %s", err, want)
+	}
+	// Its use is recorded on the secret, as upstream does.
+	poll(t, "the use of a legacy token is not recorded", func(ctx context.Context) (bool, error) {
+		s, err := admin.CoreV1().Secrets("default").Get(ctx, "legacy-token", metav1.GetOptions{})
+		return err == nil && s.Labels["kubernetes.io/legacy-token-last-used"] != "", nil
+	})
+
+	// Deleting the service account deletes its token secret, and the
+	// token stops working.
+	if err := admin.CoreV1().ServiceAccounts("default").Delete(ctx, "legacy", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the token secret of a deleted service account remains", func(ctx context.Context) (bool, error) {
+		_, err := admin.CoreV1().Secrets("default").Get(ctx, "legacy-token", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if authenticates(t, srv.Config, token) {
+		t.Error("legacy token of a deleted service account accepted")
+	}
 }

@@ -3,7 +3,9 @@
 // kube-controller-manager's serviceaccount controller does) and the
 // kube-root-ca.crt ConfigMap with the CA bundle that verifies the API
 // server (its root-ca-cert-publisher). Both recreate their object when it
-// is deleted; the publisher also restores it when it is changed.
+// is deleted; the publisher also restores it when it is changed. Tokens
+// is the token controller that fills legacy service-account token
+// Secrets.
 package serviceaccount
 
 import (
