@@ -359,18 +359,20 @@ func TestAdmissionWebhookBackoff(t *testing.T) {
 	ctx := context.Background()
 	createNamespace(t, cs, "bo", nil)
 	broken := startAdmissionHook(t, func(*http.Request, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse { return nil })
+	flaky := map[string]string{"flaky": "yes"}
 	_, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "flaky"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name: "flaky.example.com", ClientConfig: broken.clientConfig(), Rules: configMapRule(admissionregistrationv1.Create),
 			FailurePolicy: ptr.To(admissionregistrationv1.Ignore), SideEffects: sideEffectsNone, AdmissionReviewVersions: []string{"v1"},
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: flaky},
 		}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; len(broken.requests()) < 3; i++ {
-		if _, err := cs.CoreV1().ConfigMaps("bo").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("before-%d", i)}}, metav1.CreateOptions{}); err != nil {
+		if _, err := cs.CoreV1().ConfigMaps("bo").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("before-%d", i), Labels: flaky}}, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create with an ignored failing webhook: %v", err)
 		}
 		if i > 1000 {
@@ -380,7 +382,7 @@ func TestAdmissionWebhookBackoff(t *testing.T) {
 	}
 	calls := len(broken.requests())
 	for i := range 10 {
-		if _, err := cs.CoreV1().ConfigMaps("bo").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("after-%d", i)}}, metav1.CreateOptions{}); err != nil {
+		if _, err := cs.CoreV1().ConfigMaps("bo").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("after-%d", i), Labels: flaky}}, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create during back-off: %v", err)
 		}
 	}
@@ -446,13 +448,12 @@ func TestAdmissionWebhookRequestDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForHook(t, cs, "slow", slow)
-	before := len(slow.requests())
 	err = cs.CoreV1().RESTClient().Post().Namespace("slow").Resource("configmaps").Param("timeout", "1s").
 		Body(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "slow-1"}}).Do(ctx).Error()
 	if !apierrors.IsTimeout(err) {
 		t.Errorf("create past its deadline: %v, want a timeout", err)
 	}
-	if n := len(slow.requests()) - before; n != 2 {
+	if n := len(slow.requestsFor("slow-1")); n != 2 {
 		t.Errorf("%d webhook calls, want both called (in parallel)", n)
 	}
 	waitFor(t, "both webhook calls to be cut off", func() bool {

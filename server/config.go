@@ -18,6 +18,22 @@ type Config struct {
 	CertFile, KeyFile, ClientCAFile string
 	// TokenAuthFile is a static bearer-token file (token,user,uid,"groups").
 	TokenAuthFile string
+	// Service-account tokens, as kube-apiserver's flags of the same
+	// names: ServiceAccountKeyFiles verify (--service-account-key-file),
+	// ServiceAccountSigningKeyFile signs, the first of
+	// ServiceAccountIssuers is written into new tokens and all are
+	// accepted, APIAudiences default to the issuers, and
+	// ServiceAccountMaxTokenExpiration caps TokenRequests (0: no cap).
+	// Unset, a key generated into the data directory signs and verifies
+	// and the issuer is https://kubernetes.default.svc.cluster.local.
+	ServiceAccountKeyFiles           []string
+	ServiceAccountSigningKeyFile     string
+	ServiceAccountIssuers            []string
+	APIAudiences                     []string
+	ServiceAccountMaxTokenExpiration time.Duration
+	// ServiceAccountJWKSURI overrides the jwks_uri of the issuer's
+	// discovery document (default https://<listen address>/openid/v1/jwks).
+	ServiceAccountJWKSURI string
 	// AuthorizationModes is the ordered authorizer chain (RBAC,
 	// AlwaysAllow, AlwaysDeny); members of system:masters are always
 	// allowed. Empty means AlwaysAllow.

@@ -13,6 +13,7 @@ import (
 	"github.com/trellis-project/trellis/internal/apiextensions"
 	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
+	"github.com/trellis-project/trellis/internal/controller/serviceaccount"
 	"github.com/trellis-project/trellis/internal/webhook"
 )
 
@@ -69,6 +70,34 @@ func (s *Server) startControllers() {
 		defer s.controllers.Done()
 		nsc.Run(s.stopCtx)
 	}()
+
+	sac := serviceaccount.New(client)
+	s.controllers.Add(1)
+	go func() {
+		defer s.controllers.Done()
+		sac.Run(s.stopCtx)
+	}()
+	if sign, err := s.saTokens.LegacyTokens(); err != nil {
+		log.Printf("controllers: service account token controller: %v", err)
+	} else {
+		tokens := serviceaccount.NewTokens(client, serviceaccount.SignFunc(sign), s.pki.ServerCAPEM())
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			tokens.Run(s.stopCtx)
+		}()
+	}
+	// Without a CA of its own (a serving certificate from the system
+	// roots) there is nothing to publish, as kube-controller-manager
+	// without --root-ca-file.
+	if ca := s.pki.ServerCAPEM(); ca != nil {
+		pub := serviceaccount.NewRootCAPublisher(client, ca)
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			pub.Run(s.stopCtx)
+		}()
+	}
 }
 
 // namespacedResources lists each stored namespaced resource once (one

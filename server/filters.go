@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/auth/satoken"
 	"github.com/trellis-project/trellis/internal/discovery"
 	"github.com/trellis-project/trellis/internal/handler"
 	"github.com/trellis-project/trellis/internal/request"
@@ -115,7 +116,7 @@ func withAuthentication(next http.Handler, authn auth.Authenticator) http.Handle
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok, _ := authn.Authenticate(r)
 		if !ok {
-			if publicPath(r.URL.Path) {
+			if publicPath(r.URL.Path) || isIssuerDiscoveryPath(r.URL.Path) {
 				u = &auth.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 			} else {
 				handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))
@@ -218,6 +219,12 @@ func (s *Server) routes(resources http.Handler, disc *discovery.Handler) http.Ha
 	})
 	mux.Handle("/metrics", s.metrics.handler())
 	mux.Handle("/openapi/", openAPIHandler(s.registry))
+	if h := s.issuerDiscovery(); h != nil {
+		for _, p := range []string{satoken.OpenIDConfigPath, satoken.JWKSPath} {
+			mux.Handle(p, h)
+			mux.Handle(p+"/", h)
+		}
+	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := request.InfoFrom(r.Context())
 		if info != nil && info.IsResourceRequest {

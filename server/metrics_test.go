@@ -18,17 +18,19 @@ func TestMetricsCountRequests(t *testing.T) {
 	cfg := trellistest.Start(t)
 	c := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "m"}}, metav1.CreateOptions{})
-	c.CoreV1().ConfigMaps("default").Get(ctx, "missing", metav1.GetOptions{})
+	// Secrets: no in-process controller creates or reads them by name
+	// (the root-CA publisher creates ConfigMaps).
+	c.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "m"}}, metav1.CreateOptions{})
+	c.CoreV1().Secrets("default").Get(ctx, "missing", metav1.GetOptions{})
 	raw, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(raw)
 	for _, want := range []string{
-		`apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create",version="v1"} 1`,
-		`apiserver_request_total{code="404",group="",resource="configmaps",subresource="",verb="get",version="v1"} 1`,
-		`apiserver_request_duration_seconds_bucket{group="",resource="configmaps",subresource="",verb="create",version="v1",le=`,
+		`apiserver_request_total{code="201",group="",resource="secrets",subresource="",verb="create",version="v1"} 1`,
+		`apiserver_request_total{code="404",group="",resource="secrets",subresource="",verb="get",version="v1"} 1`,
+		`apiserver_request_duration_seconds_bucket{group="",resource="secrets",subresource="",verb="create",version="v1",le=`,
 		`apiserver_current_inflight_requests{request_kind="readOnly"}`,
 	} {
 		if !strings.Contains(text, want) {

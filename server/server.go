@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/trellis-project/trellis/internal/auth"
+	"github.com/trellis-project/trellis/internal/auth/satoken"
 	"github.com/trellis-project/trellis/internal/controller"
 	"github.com/trellis-project/trellis/internal/discovery"
 	"github.com/trellis-project/trellis/internal/handler"
@@ -48,6 +49,7 @@ type Server struct {
 	listener net.Listener
 	http     *http.Server
 	metrics  *metrics
+	saTokens *satoken.Config
 
 	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
@@ -89,6 +91,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics()
+	if err := s.serviceAccountTokens(); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -157,7 +163,11 @@ func (s *Server) authenticator() (auth.Authenticator, error) {
 		}
 		chain = append(chain, tokens)
 	}
-	return chain, nil
+	sa, err := s.serviceAccountAuthenticator()
+	if err != nil {
+		return nil, err
+	}
+	return append(chain, sa), nil
 }
 
 // Run serves until ctx ends, then drains in-flight requests, ends watches,

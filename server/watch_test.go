@@ -77,10 +77,13 @@ func TestWatchListStreamsInitialEventsThenBookmark(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	cms := c.CoreV1().ConfigMaps("default")
+	// The label keeps the root-CA publisher's kube-root-ca.crt out.
+	labels := map[string]string{"watchlist": "test"}
 	for i := range 3 {
-		cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%d", i)}}, metav1.CreateOptions{})
+		cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%d", i), Labels: labels}}, metav1.CreateOptions{})
 	}
 	w, err := cms.Watch(ctx, metav1.ListOptions{
+		LabelSelector:        "watchlist=test",
 		SendInitialEvents:    ptr.To(true),
 		AllowWatchBookmarks:  true,
 		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
@@ -99,8 +102,12 @@ func TestWatchListStreamsInitialEventsThenBookmark(t *testing.T) {
 	if ev.Type != watch.Bookmark || cm.Annotations["k8s.io/initial-events-end"] != "true" || cm.ResourceVersion == "" {
 		t.Fatalf("after initial events: %s %+v, want the initial-events-end bookmark", ev.Type, cm.ObjectMeta)
 	}
-	cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "later"}}, metav1.CreateOptions{})
-	if ev := nextEvent(t, w); ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != "later" {
+	cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "later", Labels: labels}}, metav1.CreateOptions{})
+	ev = nextEvent(t, w)
+	for ev.Type == watch.Bookmark { // periodic bookmarks may come first
+		ev = nextEvent(t, w)
+	}
+	if ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != "later" {
 		t.Fatalf("live event = %s", ev.Type)
 	}
 
@@ -144,13 +151,14 @@ func TestTableAndPartialMetadata(t *testing.T) {
 	cfg := trellistest.Start(t)
 	ctx := context.Background()
 	c := kubernetes.NewForConfigOrDie(cfg)
-	c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Data: map[string]string{"a": "1", "b": "2"}}, metav1.CreateOptions{})
+	// The label keeps the root-CA publisher's kube-root-ca.crt out.
+	c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "t", Labels: map[string]string{"table": "t"}}, Data: map[string]string{"a": "1", "b": "2"}}, metav1.CreateOptions{})
 	rc, err := rest.RESTClientFor(restConfigJSON(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	table := &metav1.Table{}
-	err = rc.Get().AbsPath("/api/v1/namespaces/default/configmaps").
+	err = rc.Get().AbsPath("/api/v1/namespaces/default/configmaps").Param("labelSelector", "table=t").
 		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(ctx).Into(table)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trellis-project/trellis/internal/auth/satoken"
 	"github.com/trellis-project/trellis/server"
 )
 
@@ -41,6 +42,12 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.KeyFile, "tls-private-key-file", "", "serving certificate key")
 	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA bundle that verifies client certificates (default: the generated CA)")
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer tokens, CSV: token,user,uid,\"group1,group2\"")
+	f.StringArrayVar(&cfg.ServiceAccountKeyFiles, "service-account-key-file", nil, "PEM file of RSA or ECDSA public or private keys that verify ServiceAccount tokens; repeatable (default: the public key of the signing key)")
+	f.StringVar(&cfg.ServiceAccountSigningKeyFile, "service-account-signing-key-file", "", "PEM private key that signs ServiceAccount tokens (default: a key generated into the data directory)")
+	f.StringArrayVar(&cfg.ServiceAccountIssuers, "service-account-issuer", nil, "issuer of ServiceAccount tokens; repeatable: the first signs, all are accepted (default: "+satoken.DefaultIssuer+")")
+	f.StringSliceVar(&cfg.APIAudiences, "api-audiences", nil, "audiences ServiceAccount tokens must have one of (default: the issuers)")
+	f.DurationVar(&cfg.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", 0, "longest validity of a requested ServiceAccount token; longer requests are shortened (0: no cap)")
+	f.StringVar(&cfg.ServiceAccountJWKSURI, "service-account-jwks-uri", "", "jwks_uri in the issuer discovery document (default: https://<listen address>/openid/v1/jwks)")
 	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{"RBAC"}, "ordered authorizers: RBAC, AlwaysAllow, AlwaysDeny (system:masters is always allowed)")
 	f.StringSliceVar(&cfg.EtcdServers, "etcd-servers", nil, "etcd client URLs; when set, data is stored in etcd instead of the embedded store")
 	f.StringVar(&cfg.EtcdCAFile, "etcd-cafile", "", "CA that verifies the etcd servers")

@@ -195,6 +195,13 @@ func build(all []*resource.Descriptor) *documents {
 				}
 				list.APIResources = append(list.APIResources, res)
 			}
+			for _, sub := range r.CreaterNames() {
+				k := r.Creaters[sub].Kind
+				list.APIResources = append(list.APIResources, metav1.APIResource{
+					Name: r.Resource + "/" + sub, Namespaced: r.Namespaced,
+					Group: k.Group, Version: k.Version, Kind: k.Kind, Verbs: []string{"create"},
+				})
+			}
 		}
 		d.resourceLists[gv] = mustJSON(list)
 	}
@@ -256,6 +263,13 @@ func build(all []*resource.Descriptor) *documents {
 						}
 						rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
 							Subresource: sub, ResponseKind: kind, Verbs: subresourceVerbs[sub],
+						})
+					}
+					for _, sub := range r.CreaterNames() {
+						k := r.Creaters[sub].Kind
+						rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
+							Subresource: sub, Verbs: []string{"create"},
+							ResponseKind: &metav1.GroupVersionKind{Group: k.Group, Version: k.Version, Kind: k.Kind},
 						})
 					}
 					vd.Resources = append(vd.Resources, rd)

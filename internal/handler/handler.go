@@ -111,6 +111,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.scale()
 		return
 	}
+	if c := d.Creaters[info.Subresource]; c != nil {
+		rc.createSubresource(c)
+		return
+	}
 	if info.Subresource != "" {
 		switch info.Verb {
 		case "get", "update", "patch":

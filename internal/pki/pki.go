@@ -15,7 +15,7 @@
 //	ca.crt, ca.key            self-signed CA; signs serving and admin certs
 //	serving.crt, serving.key  server certificate (unless Options.CertFile is set)
 //	admin.crt, admin.key      client cert: CN "trellis-admin", O "system:masters"
-//	sa.key, sa.pub            service-account token signing keypair (RSA 2048)
+//	sa.key, sa.pub            service-account token signing keypair (ECDSA P-256)
 //
 // Private keys are written with mode 0600, certificates with 0644; every
 // write is atomic (temp file + rename), so a crash never leaves half a file.

@@ -39,6 +39,9 @@ type Descriptor struct {
 
 	// Subresources lists the served subresources ("status", "finalize").
 	Subresources []string
+	// Creaters are subresources that take and answer a kind of their own
+	// on create (serviceaccounts/token); see SubresourceCreater.
+	Creaters map[string]*SubresourceCreater
 
 	// ReturnDeletedObject makes DELETE answer with the deleted object
 	// instead of a success Status, as kube-apiserver does for some kinds.
@@ -94,7 +97,7 @@ func (d *Descriptor) HasSubresource(sub string) bool {
 			return true
 		}
 	}
-	return false
+	return d.Creaters[sub] != nil
 }
 
 // Key is the store key of an object.
