@@ -38,7 +38,7 @@ type admissionHook struct {
 	answer func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
 }
 
-func startAdmissionHook(t *testing.T, answer func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) *admissionHook {
+func startAdmissionHook(t testing.TB, answer func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) *admissionHook {
 	t.Helper()
 	h := &admissionHook{answer: answer}
 	cert, caPEM := webhookCert(t, "admission-hook.default.svc")

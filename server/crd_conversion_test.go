@@ -314,7 +314,7 @@ func (l *reviewLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // webhookCert makes a self-signed certificate for 127.0.0.1 and dnsName;
 // it is also the caBundle that trusts it.
-func webhookCert(t *testing.T, dnsName string) (tls.Certificate, []byte) {
+func webhookCert(t testing.TB, dnsName string) (tls.Certificate, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
