@@ -47,8 +47,14 @@ func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Autho
 				Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
 				ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
 			}))
+		case ModeWebhook:
+			hook, err := s.webhookAuthorizer()
+			if err != nil {
+				return nil, err
+			}
+			chain = append(chain, hook)
 		default:
-			return nil, fmt.Errorf("unknown authorization mode %q (known: %s)", m, strings.Join([]string{ModeAlwaysAllow, ModeAlwaysDeny, ModeRBAC}, ", "))
+			return nil, fmt.Errorf("unknown authorization mode %q (known: %s)", m, strings.Join([]string{ModeAlwaysAllow, ModeAlwaysDeny, ModeRBAC, ModeWebhook}, ", "))
 		}
 	}
 	return chain, nil

@@ -58,6 +58,22 @@ type Config struct {
 	// ConversionWebhookTimeout bounds each call to a CRD's conversion
 	// webhook (default 30s, as kube-apiserver).
 	ConversionWebhookTimeout time.Duration
+	// AuthenticationTokenWebhookConfigFile (kubeconfig format) names a
+	// TokenReview service asked about bearer tokens nothing else
+	// recognises; answers are cached for AuthenticationTokenWebhookCacheTTL
+	// (default 2m; negative: no cache). Version is the TokenReview
+	// version sent (v1beta1 by default, as kube-apiserver).
+	AuthenticationTokenWebhookConfigFile string
+	AuthenticationTokenWebhookVersion    string
+	AuthenticationTokenWebhookCacheTTL   time.Duration
+	// AuthorizationWebhookConfigFile (kubeconfig format) names the
+	// SubjectAccessReview service of authorization mode Webhook; allowed
+	// answers are cached for ...AuthorizedTTL (5m), denials for
+	// ...UnauthorizedTTL (30s).
+	AuthorizationWebhookConfigFile           string
+	AuthorizationWebhookVersion              string
+	AuthorizationWebhookCacheAuthorizedTTL   time.Duration
+	AuthorizationWebhookCacheUnauthorizedTTL time.Duration
 	// AdmissionWebhookBackoff is how long an admission webhook that failed
 	// three calls in a row is not called (its failurePolicy answers at
 	// once); 0 means 5s, negative disables the back-off.

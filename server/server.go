@@ -167,7 +167,15 @@ func (s *Server) authenticator() (auth.Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(chain, sa), nil
+	chain = append(chain, sa)
+	if s.cfg.AuthenticationTokenWebhookConfigFile != "" {
+		hook, err := s.webhookTokenAuthenticator()
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, hook)
+	}
+	return chain, nil
 }
 
 // Run serves until ctx ends, then drains in-flight requests, ends watches,

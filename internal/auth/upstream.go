@@ -163,3 +163,17 @@ func ForbiddenError(a Attributes, reason string) *apierrors.StatusError {
 // forbiddenSanitizer escapes what kube-apiserver escapes in a forbidden
 // message, so names cannot smuggle markup into it.
 var forbiddenSanitizer = strings.NewReplacer(`&`, "&amp;", `<`, "&lt;", `>`, "&gt;")
+
+// UpstreamAttributes converts to k8s.io/apiserver attributes, for
+// upstream authorizers running in the chain (the webhook authorizer).
+func UpstreamAttributes(a Attributes) authorizer.AttributesRecord {
+	rec := authorizer.AttributesRecord{
+		Verb: a.Verb, ResourceRequest: a.ResourceRequest,
+		APIGroup: a.APIGroup, APIVersion: a.APIVersion, Resource: a.Resource, Subresource: a.Subresource,
+		Namespace: a.Namespace, Name: a.Name, Path: a.Path,
+	}
+	if a.User != nil {
+		rec.User = a.User
+	}
+	return rec
+}
