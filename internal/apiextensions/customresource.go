@@ -530,6 +530,20 @@ func (s *customResource) SetReplicas(obj runtime.Object, replicas int32) error {
 	return unstructured.SetNestedField(obj.(*unstructured.Unstructured).Object, int64(replicas), pathOf(s.scale.SpecReplicasPath)...)
 }
 
+// UnsetReplicas reports a custom resource without a value at the scale
+// subresource's specReplicasPath.
+func (s *customResource) UnsetReplicas(obj runtime.Object) (string, bool) {
+	if s.scale == nil {
+		return "", false
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return "", false
+	}
+	_, found, err := unstructured.NestedFieldNoCopy(u.Object, pathOf(s.scale.SpecReplicasPath)...)
+	return s.scale.SpecReplicasPath, err == nil && !found
+}
+
 // ReplicasPaths says where each version of the CRD keeps the replicas
 // /scale writes, for the managed fields of /scale writes.
 func (s *customResource) ReplicasPaths() managedfields.ResourcePathMappings { return s.replicasPaths }

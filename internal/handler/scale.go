@@ -3,6 +3,7 @@ package handler
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -28,6 +29,19 @@ type Scaler interface {
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
+// optionalReplicas is implemented by Scalers whose objects may lack the
+// replicas field (custom resources). kube-apiserver then refuses to read
+// the Scale (500) and to write one that leaves replicas unset (400).
+type optionalReplicas interface {
+	// UnsetReplicas reports whether obj lacks replicas, and where they
+	// would be (".spec.replicas").
+	UnsetReplicas(obj runtime.Object) (path string, unset bool)
+}
+
+// noReplicas marks a Scale of an object without replicas while a write
+// runs, as upstream marks it: no client can send it.
+const noReplicas = math.MinInt32
+
 // scale serves GET, PUT and PATCH on /scale, as kube-apiserver does for
 // custom resources: the body and the answer are autoscaling/v1 Scale, and
 // only spec.replicas is written back.
@@ -48,6 +62,12 @@ func (rc *reqCtx) scale() {
 		if err != nil {
 			rc.fail(err)
 			return
+		}
+		if o, ok := scaler.(optionalReplicas); ok {
+			if path, unset := o.UnsetReplicas(obj); unset {
+				rc.fail(apierrors.NewInternalError(fmt.Errorf("the spec replicas field %q does not exist", path)))
+				return
+			}
 		}
 		rc.writeScale(http.StatusOK, scaler, obj)
 	case "update":
@@ -181,6 +201,13 @@ func (rc *reqCtx) updateScale(scaler Scaler, edit func(cur *autoscalingv1.Scale)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
+		o, optional := scaler.(optionalReplicas)
+		replicasPath, unset := "", false
+		if optional {
+			if replicasPath, unset = o.UnsetReplicas(old); unset {
+				cur.Spec.Replicas = noReplicas
+			}
+		}
 		m, _ := meta.Accessor(old)
 		entries := m.GetManagedFields()
 		if rc.scaleFields != nil {
@@ -195,6 +222,9 @@ func (rc *reqCtx) updateScale(scaler Scaler, edit func(cur *autoscalingv1.Scale)
 		}
 		if rc.scaleFields != nil && !rc.applying {
 			rc.scaleFields.Update(live, sc, rc.manager)
+		}
+		if optional && sc.Spec.Replicas == noReplicas {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the spec replicas field %q cannot be empty", replicasPath))
 		}
 		if sc.Spec.Replicas < 0 {
 			return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rc.info.Name, field.ErrorList{
