@@ -99,3 +99,33 @@ func TestCustomResourceScale(t *testing.T) {
 		t.Errorf("negative replicas: %v, want 422", err)
 	}
 }
+
+// A custom resource without replicas has no Scale to read, and a /scale
+// write must set them; the messages are kube-apiserver v1.37.2's.
+func TestCustomResourceScaleWithoutReplicas(t *testing.T) {
+	ctx := context.Background()
+	cfg := trellistest.Start(t)
+	installCRD(t, cfg, scalableFleetCRD())
+	res := dynamic.NewForConfigOrDie(cfg).Resource(fleets).Namespace("default")
+	if _, err := res.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.com/v1", "kind": "Fleet", "metadata": map[string]any{"name": "h"}, "spec": map[string]any{},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := res.Get(ctx, "h", metav1.GetOptions{}, "scale")
+	if st, ok := err.(apierrors.APIStatus); !ok || st.Status().Code != 500 ||
+		st.Status().Message != `Internal error occurred: the spec replicas field ".spec.replicas" does not exist` {
+		t.Errorf("get scale: %v", err)
+	}
+	_, err = res.Patch(ctx, "h", types.MergePatchType, []byte(`{"metadata":{"labels":{"a":"b"}}}`), metav1.PatchOptions{}, "scale")
+	if !apierrors.IsBadRequest(err) || err.Error() != `the spec replicas field ".spec.replicas" cannot be empty` {
+		t.Errorf("scale patch leaving replicas unset: %v", err)
+	}
+	sc, err := res.Patch(ctx, "h", types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/replicas","value":3}]`), metav1.PatchOptions{}, "scale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := unstructured.NestedInt64(sc.Object, "spec", "replicas"); n != 3 {
+		t.Errorf("scale after setting replicas: %v", sc.Object)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/client-go/util/jsonpath"
@@ -58,7 +59,10 @@ type customResource struct {
 	table           interface {
 		ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error)
 	}
-	selectable []selectableField
+	// replicasPaths is the spec replicas path of every version of the
+	// CRD (nil for a version without /scale).
+	replicasPaths managedfields.ResourcePathMappings
+	selectable    []selectableField
 	// conv converts between the CRD's versions; shared by all of them.
 	conv *crdConversion
 	// terminating is set once the CRD is being deleted: no new objects.
@@ -157,6 +161,7 @@ func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiexte
 			return nil, err
 		}
 	}
+	s.replicasPaths = replicasPaths(crd)
 	columns := v.AdditionalPrinterColumns
 	if len(columns) == 0 {
 		columns = []apiextensionsv1.CustomResourceColumnDefinition{{
@@ -523,6 +528,44 @@ func (s *customResource) SetReplicas(obj runtime.Object, replicas int32) error {
 		return fmt.Errorf("%s has no scale subresource", s.gvk.Kind)
 	}
 	return unstructured.SetNestedField(obj.(*unstructured.Unstructured).Object, int64(replicas), pathOf(s.scale.SpecReplicasPath)...)
+}
+
+// UnsetReplicas reports a custom resource without a value at the scale
+// subresource's specReplicasPath.
+func (s *customResource) UnsetReplicas(obj runtime.Object) (string, bool) {
+	if s.scale == nil {
+		return "", false
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return "", false
+	}
+	_, found, err := unstructured.NestedFieldNoCopy(u.Object, pathOf(s.scale.SpecReplicasPath)...)
+	return s.scale.SpecReplicasPath, err == nil && !found
+}
+
+// ReplicasPaths says where each version of the CRD keeps the replicas
+// /scale writes, for the managed fields of /scale writes.
+func (s *customResource) ReplicasPaths() managedfields.ResourcePathMappings { return s.replicasPaths }
+
+// replicasPaths maps every version of crd to its scale subresource's
+// specReplicasPath, or to nil if it has no /scale, as kube-apiserver's
+// CRD handler does.
+func replicasPaths(crd *apiextensionsv1.CustomResourceDefinition) managedfields.ResourcePathMappings {
+	m := managedfields.ResourcePathMappings{}
+	for _, v := range crd.Spec.Versions {
+		gv := schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name}.String()
+		if v.Subresources == nil || v.Subresources.Scale == nil {
+			m[gv] = nil
+			continue
+		}
+		var path fieldpath.Path
+		for _, name := range pathOf(v.Subresources.Scale.SpecReplicasPath) {
+			path = append(path, fieldpath.PathElement{FieldName: &name})
+		}
+		m[gv] = path
+	}
+	return m
 }
 
 func pathOf(jsonPath string) []string {

@@ -88,7 +88,11 @@ func (b *BuiltinTypes) load() {
 	gvks := map[string][]any{}
 	var roots []string
 	b.known = map[schema.GroupVersionKind]bool{}
-	for _, gvk := range b.kinds {
+	// Scale is no stored kind, but every /scale subresource writes it.
+	for _, gvk := range append(b.kinds[:len(b.kinds):len(b.kinds)], ScaleGVK) {
+		if b.known[gvk] {
+			continue
+		}
 		// A kind without a type or a definition is left out: it gets no
 		// manager (typeConverter says why), the others are unaffected.
 		obj, err := b.scheme.New(gvk)

@@ -260,6 +260,11 @@ func (c *Cache) sweep() {
 }
 
 func (c *Cache) build(d *resource.Descriptor, sub string) (*Manager, error) {
+	if sub == "scale" {
+		// Every /scale writes an autoscaling/v1 Scale, whatever d's kind;
+		// ScaleManager maps the entries to and from d's.
+		return c.buildBuiltin(ScaleGVK, sub, nil)
+	}
 	var reset map[fieldpath.APIVersion]fieldpath.Filter
 	if r, ok := d.Strategy.(ResetFieldsStrategy); ok {
 		if sets := r.ResetFields(sub); len(sets) > 0 {
@@ -281,6 +286,11 @@ func (c *Cache) build(d *resource.Descriptor, sub string) (*Manager, error) {
 		}
 		return &Manager{fm: fm}, nil
 	}
+	return c.buildBuiltin(gvk, sub, reset)
+}
+
+// buildBuiltin builds the manager of a built-in kind.
+func (c *Cache) buildBuiltin(gvk schema.GroupVersionKind, sub string, reset map[fieldpath.APIVersion]fieldpath.Filter) (*Manager, error) {
 	if c.builtin == nil {
 		return nil, fmt.Errorf("no type information for %v", gvk)
 	}

@@ -168,6 +168,9 @@ type reqCtx struct {
 	// applying marks a server-side apply: the apply records the managed
 	// fields (not an Update), and a missing object is created.
 	applying bool
+	// scaleFields, on a /scale write, records its managed fields (see
+	// updateScale); the write path's own recording is then skipped.
+	scaleFields *fieldmanager.ScaleManager
 }
 
 func (rc *reqCtx) ctx() context.Context { return rc.r.Context() }

@@ -42,9 +42,10 @@ func (rc *reqCtx) writeOptions(optionsKind string) error {
 // decoding and defaulting, before the strategy prepares the object, so
 // what the strategy sets (a namespace's finalizers, a service's cluster
 // IP) is not credited to the client. Without field managers obj keeps
-// live's managed fields. An apply has recorded its own.
+// live's managed fields. An apply has recorded its own, and so has a
+// write to /scale (updateScale).
 func (rc *reqCtx) recordManagedFields(live, obj runtime.Object) {
-	if rc.applying {
+	if rc.applying || rc.scaleFields != nil {
 		return
 	}
 	if rc.h.FieldManagers != nil {

@@ -3,6 +3,7 @@ package handler
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -28,6 +29,19 @@ type Scaler interface {
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
+// optionalReplicas is implemented by Scalers whose objects may lack the
+// replicas field (custom resources). kube-apiserver then refuses to read
+// the Scale (500) and to write one that leaves replicas unset (400).
+type optionalReplicas interface {
+	// UnsetReplicas reports whether obj lacks replicas, and where they
+	// would be (".spec.replicas").
+	UnsetReplicas(obj runtime.Object) (path string, unset bool)
+}
+
+// noReplicas marks a Scale of an object without replicas while a write
+// runs, as upstream marks it: no client can send it.
+const noReplicas = math.MinInt32
+
 // scale serves GET, PUT and PATCH on /scale, as kube-apiserver does for
 // custom resources: the body and the answer are autoscaling/v1 Scale, and
 // only spec.replicas is written back.
@@ -48,6 +62,12 @@ func (rc *reqCtx) scale() {
 		if err != nil {
 			rc.fail(err)
 			return
+		}
+		if o, ok := scaler.(optionalReplicas); ok {
+			if path, unset := o.UnsetReplicas(obj); unset {
+				rc.fail(apierrors.NewInternalError(fmt.Errorf("the spec replicas field %q does not exist", path)))
+				return
+			}
 		}
 		rc.writeScale(http.StatusOK, scaler, obj)
 	case "update":
@@ -74,11 +94,15 @@ func (rc *reqCtx) scale() {
 			rc.fail(apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", sc.Name, rc.info.Name)))
 			return
 		}
-		rc.updateScale(scaler, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return sc, nil }, sc.ResourceVersion)
+		rc.updateScale(scaler, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return sc.DeepCopy(), nil }, sc.ResourceVersion)
 	case "patch":
-		format, err := requestBodyFormat(rc.r, true)
+		format, err := rc.patchFormat()
 		if err != nil {
 			rc.fail(err)
+			return
+		}
+		if format == bodyApplyPatch {
+			rc.applyScale(scaler)
 			return
 		}
 		patchBytes, err := rc.readBody()
@@ -87,6 +111,10 @@ func (rc *reqCtx) scale() {
 			return
 		}
 		if err := rc.writeOptions("PatchOptions"); err != nil {
+			rc.fail(err)
+			return
+		}
+		if err := validPatchJSON(patchBytes); err != nil {
 			rc.fail(err)
 			return
 		}
@@ -104,8 +132,6 @@ func (rc *reqCtx) scale() {
 				patched, err = jsonpatch.MergePatch(original, patchBytes)
 			case bodyStrategicMergePatch:
 				patched, err = strategicpatch.StrategicMergePatch(original, patchBytes, &autoscalingv1.Scale{})
-			default:
-				return nil, unsupportedMediaType("application/apply-patch+yaml", true)
 			}
 			if err != nil {
 				return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rc.info.Name, field.ErrorList{field.Invalid(field.NewPath("patch"), string(patchBytes), err.Error())})
@@ -124,17 +150,81 @@ func (rc *reqCtx) scale() {
 	}
 }
 
+// applyScale answers a server-side apply of a Scale. As in
+// kube-apiserver the object must exist, the apply configuration is an
+// autoscaling/v1 Scale, and only its spec.replicas reaches the object.
+func (rc *reqCtx) applyScale(scaler Scaler) {
+	ap, err := rc.readApplyPatch()
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	rc.updateScale(scaler, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+		sc, err := rc.scaleFields.Apply(cur, ap.patch.DeepCopy(), rc.manager, ap.force)
+		if err != nil {
+			return nil, err
+		}
+		if err := ap.checkStrict(rc); err != nil {
+			return nil, err
+		}
+		if sc.Namespace != "" && sc.Namespace != rc.namespace {
+			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		if sc.Name != rc.info.Name {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", sc.Name, rc.info.Name))
+		}
+		if sc.ResourceVersion == cur.ResourceVersion {
+			sc.ResourceVersion = "" // carried over by the merge: not a precondition
+		}
+		return sc, nil
+	}, "")
+}
+
 // updateScale runs the shared read-modify-write loop with a Scale edit.
+// edit gets the current Scale, with the managed fields of the object's
+// replicas (an apply merges with them); the managed fields of the Scale
+// it returns go back onto the object's replicas field. A write that is
+// not an apply is recorded as an Update of the Scale first. This is how
+// kube-apiserver tracks /scale writes: its field manager sees Scales only.
 func (rc *reqCtx) updateScale(scaler Scaler, edit func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error), expectRV string) {
+	if rc.h.FieldManagers != nil {
+		sm, err := rc.h.FieldManagers.Scale(rc.d)
+		if err != nil {
+			rc.fail(apierrors.NewInternalError(err))
+			return
+		}
+		rc.scaleFields = sm
+	}
 	rc.respondAs = func(obj runtime.Object) (runtime.Object, error) { return scaler.ScaleOf(obj) }
 	rc.applyUpdate(func(old runtime.Object) (runtime.Object, error) {
 		cur, err := scaler.ScaleOf(old)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
+		o, optional := scaler.(optionalReplicas)
+		replicasPath, unset := "", false
+		if optional {
+			if replicasPath, unset = o.UnsetReplicas(old); unset {
+				cur.Spec.Replicas = noReplicas
+			}
+		}
+		m, _ := meta.Accessor(old)
+		entries := m.GetManagedFields()
+		if rc.scaleFields != nil {
+			if cur.ManagedFields, err = rc.scaleFields.ScaleEntries(entries); err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+		}
+		live := cur.DeepCopy()
 		sc, err := edit(cur)
 		if err != nil {
 			return nil, err
+		}
+		if rc.scaleFields != nil && !rc.applying {
+			rc.scaleFields.Update(live, sc, rc.manager)
+		}
+		if optional && sc.Spec.Replicas == noReplicas {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the spec replicas field %q cannot be empty", replicasPath))
 		}
 		if sc.Spec.Replicas < 0 {
 			return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rc.info.Name, field.ErrorList{
@@ -144,7 +234,13 @@ func (rc *reqCtx) updateScale(scaler Scaler, edit func(cur *autoscalingv1.Scale)
 		if err := scaler.SetReplicas(old, sc.Spec.Replicas); err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
-		m, _ := meta.Accessor(old)
+		if rc.scaleFields != nil {
+			parent, err := rc.scaleFields.ParentEntries(entries, sc.ManagedFields)
+			if err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+			m.SetManagedFields(parent)
+		}
 		m.SetResourceVersion(sc.ResourceVersion)
 		return old, nil
 	}, expectRV)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"github.com/trellis-project/trellis/internal/resource"
@@ -74,6 +75,9 @@ type kindDef struct {
 	table rest.TableConvertor
 	// scale serves /scale.
 	scale func(obj runtime.Object) scaleFields
+	// replicasPaths says where each group/version the kind was ever
+	// served in keeps the replicas /scale writes (typed.ReplicasPaths).
+	replicasPaths managedfields.ResourcePathMappings
 
 	beginDelete       func(obj runtime.Object) bool
 	pendingFinalizers func(obj runtime.Object) bool
@@ -107,6 +111,7 @@ func (k kindDef) describe() *resource.Descriptor {
 		fields:            k.fields,
 		table:             k.table,
 		scale:             k.scale,
+		replicasPaths:     k.replicasPaths,
 		beginDelete:       k.beginDelete,
 		pendingFinalizers: k.pendingFinalizers,
 		reset:             k.reset,

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
@@ -64,6 +65,8 @@ type typed struct {
 	// scale maps the kind to autoscaling/v1 Scale; nil if /scale is not
 	// served.
 	scale func(obj runtime.Object) scaleFields
+	// replicasPaths maps group/versions to the replicas field.
+	replicasPaths managedfields.ResourcePathMappings
 
 	// beginDelete runs on the served object when a delete starts; true
 	// defers the removal (the namespace's spec.finalizers).
@@ -312,6 +315,22 @@ func (t *typed) ScaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
 		Spec:   autoscalingv1.ScaleSpec{Replicas: *f.replicas},
 		Status: autoscalingv1.ScaleStatus{Replicas: f.status, Selector: f.selector},
 	}, nil
+}
+
+// ReplicasPaths says where each group/version of the kind keeps the
+// replicas a Scale writes, for the managed fields of /scale writes. The
+// versions are every one upstream ever served the kind in (its registry's
+// ReplicasPathMappings), so that entries recorded through an old version
+// survive a scale.
+func (t *typed) ReplicasPaths() managedfields.ResourcePathMappings { return t.replicasPaths }
+
+// specReplicasIn maps each group/version to spec.replicas.
+func specReplicasIn(groupVersions ...string) managedfields.ResourcePathMappings {
+	m := managedfields.ResourcePathMappings{}
+	for _, gv := range groupVersions {
+		m[gv] = fieldpath.MakePathOrDie("spec", "replicas")
+	}
+	return m
 }
 
 // SetReplicas writes a Scale's replicas into obj's spec.
