@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -171,7 +172,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	admit, admissionSynced := s.admissionChain(authzInformers, loopback)
+	loopbackDynamic := dynamic.NewForConfigOrDie(s.LoopbackConfig())
+	admit, admissionSynced := s.admissionChain(authzInformers, loopback, loopbackDynamic, authz)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
