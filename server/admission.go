@@ -28,7 +28,7 @@ import (
 // They read their configuration through informers of the given factory;
 // the returned syncs must be complete before the server reports ready, as
 // kube-apiserver refuses admission until its configuration is loaded.
-func (s *Server) admissionChain(factory informers.SharedInformerFactory, client kubernetes.Interface, dyn dynamic.Interface, authz auth.Authorizer) (admission.Interface, []func() bool) {
+func (s *Server) admissionChain(factory informers.SharedInformerFactory, client kubernetes.Interface, dyn dynamic.Interface, authz auth.Authorizer, types admissionpolicy.TypeConverters) (admission.Interface, []func() bool) {
 	reg := factory.Admissionregistration().V1()
 	mutating := reg.MutatingWebhookConfigurations().Informer()
 	validating := reg.ValidatingWebhookConfigurations().Informer()
@@ -47,8 +47,11 @@ func (s *Server) admissionChain(factory informers.SharedInformerFactory, client 
 	}
 	vap := admissionpolicy.NewValidating(reg.ValidatingAdmissionPolicies().Informer(),
 		reg.ValidatingAdmissionPolicyBindings().Informer(), policyOpts)
-	synced := []func() bool{mutating.HasSynced, validating.HasSynced, namespaces.Informer().HasSynced, vap.HasSynced}
-	return admission.Chain{vap, webhooks}, synced
+	mapp := admissionpolicy.NewMutating(reg.MutatingAdmissionPolicies().Informer(),
+		reg.MutatingAdmissionPolicyBindings().Informer(), types, policyOpts)
+	synced := []func() bool{mutating.HasSynced, validating.HasSynced, namespaces.Informer().HasSynced, vap.HasSynced, mapp.HasSynced}
+	// A Chain runs every mutator, then every validator, in this order.
+	return admission.Chain{mapp, vap, webhooks}, synced
 }
 
 // namespaceLabels reads namespaces from the informer, and from the API

@@ -433,3 +433,139 @@ func TestAdmissionPolicyTypeCheckingStatus(t *testing.T) {
 		t.Errorf("status not applied by validatingadmissionpolicy-status: %+v", got.ManagedFields)
 	}
 }
+
+func TestAdmissionPolicyMutating(t *testing.T) {
+	cfg := trellistest.Start(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	createNamespace(t, cs, "map", map[string]string{"mutate": "yes"})
+
+	// ApplyConfiguration then JSONPatch, on ConfigMaps; a validating
+	// policy that sees the mutated object shows the order.
+	mutations := []admissionregistrationv1.Mutation{
+		{PatchType: admissionregistrationv1.PatchTypeApplyConfiguration, ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
+			Expression: `Object{metadata: Object.metadata{labels: {"mutated": "yes"}}}`}},
+		{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{
+			Expression: `[JSONPatch{op: "add", path: "/data/added", value: "by-" + object.metadata.labels["mutated"]}]`}},
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "label-and-data"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: configMapRules(admissionregistrationv1.Create),
+				NamespaceSelector: labelSelector("mutate", "yes")},
+			MatchConditions:    []admissionregistrationv1.MatchCondition{{Name: "has-data", Expression: "has(object.data)"}},
+			Mutations:          mutations,
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "label-and-data"},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "label-and-data"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createPolicy(t, cs, &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "must-be-mutated"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: configMapRules(admissionregistrationv1.Create),
+				NamespaceSelector: labelSelector("mutate", "yes")},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "!has(object.data) || (object.metadata.labels['mutated'] == 'yes' && object.data['added'] == 'by-yes')",
+				Message:    "mutating policies run first"}},
+		},
+	}, vapBinding("must-be-mutated", "must-be-mutated", nil, admissionregistrationv1.Deny))
+
+	var got *corev1.ConfigMap
+	eventually(t, "mutating policy takes effect", func() error {
+		var err error
+		got, err = cs.CoreV1().ConfigMaps("map").Create(ctx, configMap("", nil, "a", "1"), metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		if got.Labels["mutated"] != "yes" || got.Data["added"] != "by-yes" || got.Data["a"] != "1" {
+			return fmt.Errorf("not mutated: labels %v data %v", got.Labels, got.Data)
+		}
+		return nil
+	})
+	stored, err := cs.CoreV1().ConfigMaps("map").Get(ctx, got.Name, metav1.GetOptions{})
+	if err != nil || stored.Data["added"] != "by-yes" {
+		t.Fatalf("stored %v: %v", stored, err)
+	}
+	// matchConditions: no data, no mutation (the JSONPatch would fail).
+	if cm, err := cs.CoreV1().ConfigMaps("map").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "empty"}}, metav1.CreateOptions{}); err != nil || cm.Labels["mutated"] != "" {
+		t.Fatalf("matchConditions: %v %v", cm, err)
+	}
+
+	// A mutation that fails refuses the request with upstream's wording.
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "broken"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: configMapRules(admissionregistrationv1.Create),
+				ObjectSelector: labelSelector("broken", "yes")},
+			Mutations: []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{
+				Expression: `[JSONPatch{op: "remove", path: "/data/missing"}]`}}},
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "broken-binding"},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "broken"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "failing mutation", func() error {
+		_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, configMap("", map[string]string{"broken": "yes"}, "a", "1"), metav1.CreateOptions{})
+		var st *apierrors.StatusError
+		if !errors.As(err, &st) {
+			return fmt.Errorf("not refused: %v", err)
+		}
+		if st.ErrStatus.Code != 403 || !strings.HasPrefix(st.ErrStatus.Message, "policy 'broken' with binding 'broken-binding' denied request: ") {
+			return fmt.Errorf("got %d %q", st.ErrStatus.Code, st.ErrStatus.Message)
+		}
+		return nil
+	})
+
+	// ApplyConfiguration on a custom resource: merged with its schema,
+	// then defaulted and pruned as the handler does.
+	installCRD(t, cfg, widgetCRD())
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "blue-widgets"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"example.com"}, APIVersions: []string{"v1"}, Resources: []string{"widgets"}},
+				}}}},
+			Mutations: []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeApplyConfiguration, ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
+				Expression: `Object{spec: Object.spec{color: "blue", max: 7}}`}}},
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "blue-widgets"},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "blue-widgets"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	widgets := dyn.Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}).Namespace("default")
+	eventually(t, "mutating a custom resource", func() error {
+		w := widget("", map[string]any{"color": "red"})
+		w.SetGenerateName("w-")
+		got, err := widgets.Create(ctx, w, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		spec, _, _ := unstructured.NestedMap(got.Object, "spec")
+		if spec["color"] != "blue" || spec["max"] != int64(7) || spec["size"] != int64(3) {
+			return fmt.Errorf("spec %v", spec)
+		}
+		return nil
+	})
+}

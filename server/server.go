@@ -173,11 +173,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	loopbackDynamic := dynamic.NewForConfigOrDie(s.LoopbackConfig())
-	admit, admissionSynced := s.admissionChain(authzInformers, loopback, loopbackDynamic, authz)
+	fieldManagers := s.fieldManagers()
+	admit, admissionSynced := s.admissionChain(authzInformers, loopback, loopbackDynamic, authz, fieldManagers)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
-		FieldManagers: s.fieldManagers(), Admission: admit,
+		FieldManagers: fieldManagers, Admission: admit,
 	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)
