@@ -2,6 +2,16 @@ package server
 
 import (
 	"log"
+	"sync"
+
+	"k8s.io/kube-openapi/pkg/validation/spec"
+
+	apiextensionsscheme "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/scheme"
+	validatingpolicy "k8s.io/apiserver/pkg/admission/plugin/policy/validating"
+	"k8s.io/apiserver/pkg/cel/openapi/resolver"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -13,7 +23,9 @@ import (
 	"github.com/trellis-project/trellis/internal/apiextensions"
 	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
+	"github.com/trellis-project/trellis/internal/controller/policystatus"
 	"github.com/trellis-project/trellis/internal/controller/serviceaccount"
+	"github.com/trellis-project/trellis/internal/resource/builtin"
 	"github.com/trellis-project/trellis/internal/webhook"
 )
 
@@ -62,6 +74,13 @@ func (s *Server) startControllers() {
 	go func() {
 		defer s.controllers.Done()
 		agg.Run(s.stopCtx)
+	}()
+
+	vapStatus := policystatus.New(client, policyTypeChecker(client))
+	s.controllers.Add(1)
+	go func() {
+		defer s.controllers.Done()
+		vapStatus.Run(s.stopCtx)
 	}()
 
 	nsc := namespace.New(client, dyn, s.namespacedResources)
@@ -113,4 +132,28 @@ func (s *Server) namespacedResources() []schema.GroupVersionResource {
 		out = append(out, schema.GroupVersionResource{Group: d.Group, Version: d.Version, Resource: d.Resource})
 	}
 	return out
+}
+
+// policyTypeChecker checks policy expressions against the schemas of
+// built-in kinds (compiled in) and of custom resources (read from the
+// server's /openapi/v3), as kube-controller-manager does.
+// The definitions are loaded on the first check, not at start-up.
+func policyTypeChecker(client kubernetes.Interface) *validatingpolicy.TypeChecker {
+	disc := memory.NewMemCacheClient(client.Discovery())
+	schemas := &lazySchemas{load: func() resolver.SchemaResolver {
+		return resolver.NewDefinitionsSchemaResolver(generatedopenapi.GetOpenAPIDefinitions, builtin.Scheme, apiextensionsscheme.Scheme).
+			Combine(&resolver.ClientDiscoveryResolver{Discovery: client.Discovery()})
+	}}
+	return &validatingpolicy.TypeChecker{SchemaResolver: schemas, RestMapper: restmapper.NewDeferredDiscoveryRESTMapper(disc)}
+}
+
+type lazySchemas struct {
+	once     sync.Once
+	load     func() resolver.SchemaResolver
+	resolver resolver.SchemaResolver
+}
+
+func (l *lazySchemas) ResolveSchema(gvk schema.GroupVersionKind) (*spec.Schema, error) {
+	l.once.Do(func() { l.resolver = l.load() })
+	return l.resolver.ResolveSchema(gvk)
 }

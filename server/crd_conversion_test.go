@@ -202,7 +202,7 @@ func TestCustomResourceConversionNone(t *testing.T) {
 		case e := <-w.ResultChan():
 			u, ok := e.Object.(*unstructured.Unstructured)
 			if !ok {
-				t.Fatalf("watch event %v: %T", e.Type, e.Object)
+				t.Fatalf("watch event %v: %T %+v", e.Type, e.Object, e.Object)
 			}
 			c, _ := specString(u, "color")
 			tier, _ := specString(u, "tier")

@@ -195,14 +195,16 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dynamicInformers := dynamicinformer.NewDynamicSharedInformerFactory(dynamic.NewForConfigOrDie(s.LoopbackConfig()), 0)
-	admit, admissionSynced := s.admissionChain(authzInformers, dynamicInformers, loopback)
+	loopbackDynamic := dynamic.NewForConfigOrDie(s.LoopbackConfig())
+	dynamicInformers := dynamicinformer.NewDynamicSharedInformerFactory(loopbackDynamic, 0)
+	fieldManagers := s.fieldManagers()
+	admit, admissionSynced := s.admissionChain(authzInformers, dynamicInformers, loopback, loopbackDynamic, authz, fieldManagers)
 	s.guardRBACWrites(authz)
 	s.registerReviews(authn, authz)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
-		FieldManagers: s.fieldManagers(), Admission: admit,
+		FieldManagers: fieldManagers, Admission: admit,
 	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)

@@ -311,3 +311,16 @@ func (c *Cache) buildBuiltin(gvk schema.GroupVersionKind, sub string, reset map[
 	}
 	return &Manager{fm: fm, served: served}, nil
 }
+
+// TypeConverter returns the structured-merge-diff type information of d's
+// kind (what a MutatingAdmissionPolicy's apply configurations are merged
+// with).
+func (c *Cache) TypeConverter(d *resource.Descriptor) (managedfields.TypeConverter, error) {
+	if cs, ok := d.Strategy.(CustomStrategy); ok {
+		return cs.CustomKind().typeConverter(c.builtin)
+	}
+	if c.builtin == nil {
+		return nil, fmt.Errorf("no type information for %v", d.GroupVersionKind())
+	}
+	return c.builtin.typeConverter(d.GroupVersionKind())
+}

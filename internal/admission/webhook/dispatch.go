@@ -337,10 +337,10 @@ func versioned(a *admission.Attributes, inv *invocation) (obj, old runtime.Objec
 	if inv.target == nil {
 		return a.Object, a.OldObject, nil
 	}
-	if obj, err = convert(a.Object, a.Descriptor, inv.target); err != nil {
+	if obj, err = admission.Convert(a.Object, a.Descriptor, inv.target); err != nil {
 		return nil, nil, err
 	}
-	if old, err = convert(a.OldObject, a.Descriptor, inv.target); err != nil {
+	if old, err = admission.Convert(a.OldObject, a.Descriptor, inv.target); err != nil {
 		return nil, nil, err
 	}
 	return obj, old, nil
@@ -352,25 +352,7 @@ func fromVersion(a *admission.Attributes, inv *invocation, obj runtime.Object) (
 	if inv.target == nil {
 		return obj, nil
 	}
-	return convert(obj, inv.target, a.Descriptor)
-}
-
-// convert moves obj between two versions of one resource through its
-// storage version.
-func convert(obj runtime.Object, from, to *resource.Descriptor) (runtime.Object, error) {
-	if obj == nil || from == to {
-		return obj, nil
-	}
-	stored, err := from.Strategy.ToStorage(obj.DeepCopyObject())
-	if err != nil {
-		return nil, err
-	}
-	out, err := to.Strategy.FromStorage(stored)
-	if err != nil {
-		return nil, err
-	}
-	out.GetObjectKind().SetGroupVersionKind(to.GroupVersionKind())
-	return out, nil
+	return admission.Convert(obj, inv.target, a.Descriptor)
 }
 
 // sideEffectsAllowDryRun: a dryRun request may only reach webhooks

@@ -2,13 +2,9 @@ package webhook
 
 import (
 	"context"
-	"strings"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/trellis-project/trellis/internal/admission"
@@ -70,13 +66,13 @@ func (d *Dispatcher) match(ctx context.Context, h *hook, a *admission.Attributes
 	if !nsMatches && nsErr == nil {
 		return nil, nil
 	}
-	objMatches := h.selectorErr != nil || matchObject(h.objectSelector, a)
+	objMatches := h.selectorErr != nil || admission.ObjectSelectorMatches(h.objectSelector, a)
 	if !objMatches {
 		return nil, nil
 	}
 	var inv *invocation
 	for _, r := range h.rules {
-		if ruleMatches(r, a, a.Resource) {
+		if admission.RuleMatches(r, a, a.Resource) {
 			inv = &invocation{hook: h, resource: a.Resource, kind: a.Kind}
 			break
 		}
@@ -86,7 +82,7 @@ func (d *Dispatcher) match(ctx context.Context, h *hook, a *admission.Attributes
 		for _, r := range h.rules {
 			for _, e := range equivalents() {
 				gvr := schema.GroupVersionResource{Group: e.Group, Version: e.Version, Resource: e.Resource}
-				if gvr == a.Resource || !ruleMatches(r, a, gvr) {
+				if gvr == a.Resource || !admission.RuleMatches(r, a, gvr) {
 					continue
 				}
 				kind := e.GroupVersionKind()
@@ -110,56 +106,10 @@ func (d *Dispatcher) match(ctx context.Context, h *hook, a *admission.Attributes
 	return inv, nil
 }
 
-// ruleMatches applies one rule to the request, as if it were for gvr.
-func ruleMatches(r admissionregistrationv1.RuleWithOperations, a *admission.Attributes, gvr schema.GroupVersionResource) bool {
-	if !anyOf(operations(r.Operations), string(a.Operation)) ||
-		!anyOf(r.APIGroups, gvr.Group) || !anyOf(r.APIVersions, gvr.Version) {
-		return false
-	}
-	resourceMatch := false
-	for _, res := range r.Resources {
-		name, sub, _ := strings.Cut(res, "/")
-		if (name == "*" || name == gvr.Resource) && (sub == "*" || sub == a.Subresource) {
-			resourceMatch = true
-			break
-		}
-	}
-	if !resourceMatch {
-		return false
-	}
-	isNamespace := gvr.Group == "" && gvr.Resource == "namespaces"
-	switch scope := r.Scope; {
-	case scope == nil || *scope == admissionregistrationv1.AllScopes:
-		return true
-	case *scope == admissionregistrationv1.NamespacedScope:
-		return !isNamespace && a.Namespace != ""
-	case *scope == admissionregistrationv1.ClusterScope:
-		return isNamespace || a.Namespace == ""
-	}
-	return false
-}
-
-func operations(ops []admissionregistrationv1.OperationType) []string {
-	out := make([]string, len(ops))
-	for i, o := range ops {
-		out[i] = string(o)
-	}
-	return out
-}
-
-func anyOf(values []string, v string) bool {
-	for _, x := range values {
-		if x == "*" || x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // matchNamespace applies the namespaceSelector: cluster-scoped objects
 // always match; a Namespace is matched by its own labels.
 func (d *Dispatcher) matchNamespace(ctx context.Context, h *hook, a *admission.Attributes) (bool, error) {
-	isNamespace := a.Resource.Group == "" && a.Resource.Resource == "namespaces"
+	isNamespace := a.IsNamespace()
 	if a.Namespace == "" && !isNamespace {
 		return true, nil
 	}
@@ -187,20 +137,4 @@ func (d *Dispatcher) matchNamespace(ctx context.Context, h *hook, a *admission.A
 		return false, apierrors.NewInternalError(err)
 	}
 	return h.namespaceSelector.Matches(set), nil
-}
-
-// matchObject applies the objectSelector to the new or the old object.
-func matchObject(sel labels.Selector, a *admission.Attributes) bool {
-	if sel.Empty() {
-		return true
-	}
-	for _, o := range []runtime.Object{a.Object, a.OldObject} {
-		if o == nil {
-			continue
-		}
-		if m, err := meta.Accessor(o); err == nil && sel.Matches(labels.Set(m.GetLabels())) {
-			return true
-		}
-	}
-	return false
 }

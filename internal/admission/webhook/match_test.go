@@ -46,7 +46,7 @@ func TestRuleMatches(t *testing.T) {
 		{"cluster scope skips namespaced", rule([]string{"*"}, cluster, create), pods, "", "default", admission.Create, false},
 	} {
 		a := &admission.Attributes{Operation: tc.op, Resource: tc.gvr, Subresource: tc.sub, Namespace: tc.ns}
-		if got := ruleMatches(tc.rule, a, tc.gvr); got != tc.want {
+		if got := admission.RuleMatches(tc.rule, a, tc.gvr); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
