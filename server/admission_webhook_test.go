@@ -646,3 +646,58 @@ func TestAdmissionWebhookScale(t *testing.T) {
 		t.Errorf("scale request: kind %v subresource %q old %s", last.Kind, last.SubResource, last.OldObject.Raw)
 	}
 }
+
+// A CRD with a schema and a validating webhook together: the schema's
+// defaults reach the webhook, schema errors are answered before any
+// webhook is called, and the webhook's denial comes after validation.
+func TestAdmissionWebhookOnCustomResource(t *testing.T) {
+	cfg := trellistest.Start(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	installCRD(t, cfg, widgetCRD())
+	hook := startAdmissionHook(t, func(_ *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		var w unstructured.Unstructured
+		if err := w.UnmarshalJSON(req.Object.Raw); err != nil {
+			return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Message: err.Error()}}
+		}
+		if color, _, _ := unstructured.NestedString(w.Object, "spec", "color"); color == "blue" {
+			return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Code: http.StatusForbidden, Message: "no blue widgets"}}
+		}
+		return &admissionv1.AdmissionResponse{Allowed: true}
+	})
+	_, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name: "widgets.example.com", ClientConfig: hook.clientConfig(),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"example.com"}, APIVersions: []string{"v1"}, Resources: []string{"widgets"}},
+			}},
+			SideEffects: sideEffectsNone, AdmissionReviewVersions: []string{"v1"},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetGVR).Namespace("default")
+	waitFor(t, "the widget webhook", func() bool {
+		widgets.Delete(ctx, "probe", metav1.DeleteOptions{})
+		widgets.Create(ctx, widget("probe", map[string]any{"color": "red"}), metav1.CreateOptions{})
+		return len(hook.requestsFor("probe")) > 0
+	})
+	if _, err := widgets.Create(ctx, widget("red", map[string]any{"color": "red"}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("valid widget: %v", err)
+	}
+	reqs := hook.requestsFor("red")
+	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Object.Raw), `"size":3`) {
+		t.Errorf("the webhook did not see the schema's default: %v", reqs)
+	}
+	_, err = widgets.Create(ctx, widget("blue", map[string]any{"color": "blue"}), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `admission webhook "widgets.example.com" denied the request: no blue widgets`) {
+		t.Errorf("denied widget: %v", err)
+	}
+	_, err = widgets.Create(ctx, widget("green", map[string]any{"color": "green"}), metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || len(hook.requestsFor("green")) != 0 {
+		t.Errorf("schema-invalid widget: %v (webhook calls %d), want 422 before any webhook", err, len(hook.requestsFor("green")))
+	}
+}
