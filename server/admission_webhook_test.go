@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +35,7 @@ import (
 // AdmissionRequests it gets and answers with respond.
 type admissionHook struct {
 	url    string
+	addr   *net.TCPAddr
 	caPEM  []byte
 	mu     sync.Mutex
 	seen   []admissionv1.AdmissionRequest
@@ -40,9 +44,21 @@ type admissionHook struct {
 
 func startAdmissionHook(t testing.TB, answer func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) *admissionHook {
 	t.Helper()
+	return startAdmissionHookOn(t, nil, answer)
+}
+
+// startAdmissionHookOn serves the webhook on ln (nil: a loopback port),
+// with a certificate for 127.0.0.1 and admission-hook.default.svc.
+func startAdmissionHookOn(t testing.TB, ln net.Listener, answer func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) *admissionHook {
+	t.Helper()
 	h := &admissionHook{answer: answer}
 	cert, caPEM := webhookCert(t, "admission-hook.default.svc")
 	srv := httptest.NewUnstartedServer(h)
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	h.addr = srv.Listener.Addr().(*net.TCPAddr)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -699,5 +715,73 @@ func TestAdmissionWebhookOnCustomResource(t *testing.T) {
 	_, err = widgets.Create(ctx, widget("green", map[string]any{"color": "green"}), metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) || len(hook.requestsFor("green")) != 0 {
 		t.Errorf("schema-invalid widget: %v (webhook calls %d), want 422 before any webhook", err, len(hook.requestsFor("green")))
+	}
+}
+
+// A webhook behind a Service reference is reached through the Service's
+// Endpoints, verified against <name>.<namespace>.svc, and its denial is
+// what kubectl prints.
+func TestAdmissionWebhookServiceReference(t *testing.T) {
+	hook := startAdmissionHookOn(t, listenOutsideLoopback(t), func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		if r.TLS == nil || r.TLS.ServerName != "admission-hook.default.svc" || r.URL.Path != "/validate" {
+			return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Message: "reached the wrong way: " + r.URL.Path}}
+		}
+		var cm corev1.ConfigMap
+		json.Unmarshal(req.Object.Raw, &cm)
+		if cm.Labels["deny"] == "yes" {
+			return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: "labelled deny"}}
+		}
+		return &admissionv1.AdmissionResponse{Allowed: true}
+	})
+	srv := trellistest.StartServer(t)
+	cs := kubernetes.NewForConfigOrDie(srv.Config)
+	ctx := context.Background()
+	createNamespace(t, cs, "svc", nil)
+	_, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "admission-hook"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.CoreV1().Endpoints("default").Create(ctx, &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "admission-hook"},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: hook.addr.IP.String()}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(hook.addr.Port)}},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "by-service"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name: "svc.example.com",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{
+				Service:  &admissionregistrationv1.ServiceReference{Namespace: "default", Name: "admission-hook", Path: ptr.To("/validate"), Port: ptr.To[int32](443)},
+				CABundle: hook.caPEM,
+			},
+			Rules:       configMapRule(admissionregistrationv1.Create),
+			SideEffects: sideEffectsNone, AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "svc"}},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForHook(t, cs, "svc", hook)
+	if _, err := cs.CoreV1().ConfigMaps("svc").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fine"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("allowed create through the service: %v", err)
+	}
+	manifest := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: denied\n  namespace: svc\n  labels: {deny: \"yes\"}\n"
+	path := filepath.Join(t.TempDir(), "denied.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := kubectl(t, srv.KubeconfigPath(), "", "create", "-f", path)
+	want := `admission webhook "svc.example.com" denied the request: labelled deny`
+	if res.code == 0 || !strings.Contains(res.fatal+res.stderr, want) {
+		t.Errorf("kubectl create: exit %d, %q %q; want it to print %q", res.code, res.fatal, res.stderr, want)
 	}
 }
