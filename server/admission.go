@@ -44,12 +44,13 @@ func (s *Server) admissionChain(factory informers.SharedInformerFactory, dynamic
 		Resolver:   webhook.EndpointsResolver{Client: client},
 		Namespaces: nsLookup,
 		Backoff:    s.cfg.AdmissionWebhookBackoff,
+		Authorizer: auth.Upstream(authz),
 		Metrics:    admissionwebhook.NewMetrics(s.metrics.registry),
 	})
 	policyOpts := admissionpolicy.Options{
 		Namespaces: nsLookup,
 		Params:     admissionpolicy.NewParams(dyn, &kindResolver{registry: s.registry}, s.stopCtx.Done()),
-		Authorizer: admissionpolicy.Authorizer{Authorizer: authz},
+		Authorizer: auth.Upstream(authz),
 	}
 	vap := admissionpolicy.NewValidating(reg.ValidatingAdmissionPolicies().Informer(),
 		reg.ValidatingAdmissionPolicyBindings().Informer(), policyOpts)

@@ -521,7 +521,7 @@ func TestAdmissionWebhookReinvocationAndMatchConditions(t *testing.T) {
 				SideEffects: sideEffectsNone, AdmissionReviewVersions: []string{"v1"}, ReinvocationPolicy: ptr.To(reinvoke),
 				MatchConditions: []admissionregistrationv1.MatchCondition{
 					{Name: "labelled", Expression: `has(object.metadata.labels) && object.metadata.labels["reinvoke"] == "please"`},
-					{Name: "not-admin-excluded", Expression: `request.userInfo.username != "nobody"`},
+					{Name: "requester-may-create", Expression: `authorizer.group('').resource('configmaps').namespace(request.namespace).check('create').allowed()`},
 				},
 			}},
 		}

@@ -11,6 +11,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/trellis-project/trellis/internal/admission"
@@ -33,6 +34,8 @@ type Options struct {
 	Backoff          time.Duration
 	// Metrics receives per-webhook latency, rejection and failure counts.
 	Metrics *Metrics
+	// Authorizer answers the authorizer variable of match conditions.
+	Authorizer authorizer.UnconditionalAuthorizer
 }
 
 // Default back-off: three failures in a row, then five seconds without
@@ -50,6 +53,7 @@ type Dispatcher struct {
 	namespaces NamespaceLabels
 	resolver   webhook.ServiceResolver
 	metrics    *Metrics
+	authz      authorizer.UnconditionalAuthorizer
 	threshold  int
 	backoff    time.Duration
 	now        func() time.Time
@@ -77,6 +81,7 @@ func New(mutating, validating cache.SharedIndexInformer, o Options) *Dispatcher 
 		namespaces: o.Namespaces,
 		resolver:   o.Resolver,
 		metrics:    o.Metrics,
+		authz:      o.Authorizer,
 		threshold:  o.FailureThreshold,
 		backoff:    o.Backoff,
 		now:        time.Now,
@@ -215,7 +220,7 @@ func (d *Dispatcher) invocationFor(ctx context.Context, h *hook, a *admission.At
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	matches, err := evalConditions(ctx, h, a, inv, obj, old)
+	matches, err := evalConditions(ctx, h, a, inv, obj, old, d.authz)
 	if err != nil {
 		return nil, apierrors.NewForbidden(a.Resource.GroupResource(), a.Name, err)
 	}
