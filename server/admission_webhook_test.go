@@ -311,11 +311,17 @@ func TestAdmissionWebhookFailurePolicyAndDryRun(t *testing.T) {
 	}
 	ignore := failClosed("ignore.example.com", map[string]string{"policy": "ignore"})
 	ignore.FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
+	// Dead: nothing listens at its address.
+	dead := failClosed("dead.example.com", map[string]string{"policy": "dead"})
+	dead.ClientConfig.URL = ptr.To("https://127.0.0.1:1/admit")
+	deadIgnored := failClosed("dead-ignored.example.com", map[string]string{"policy": "dead-ignored"})
+	deadIgnored.ClientConfig.URL = ptr.To("https://127.0.0.1:1/admit")
+	deadIgnored.FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
 	_, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "failure-policies"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			failClosed("fail.example.com", map[string]string{"policy": "fail"}),
-			ignore,
+			ignore, dead, deadIgnored,
 			{
 				Name: "side-effects.example.com", ClientConfig: sideEffectful.clientConfig(), Rules: configMapRule(admissionregistrationv1.Create),
 				SideEffects: ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun), AdmissionReviewVersions: []string{"v1"},
@@ -350,6 +356,13 @@ func TestAdmissionWebhookFailurePolicyAndDryRun(t *testing.T) {
 	}
 	if err := create("open", map[string]string{"policy": "ignore"}, false); err != nil {
 		t.Errorf("failurePolicy Ignore: %v", err)
+	}
+	err = create("dead", map[string]string{"policy": "dead"}, false)
+	if !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), `failed calling webhook "dead.example.com": failed to call webhook: Post "https://127.0.0.1:1/admit`) {
+		t.Errorf("dead webhook, failurePolicy Fail: %v", err)
+	}
+	if err := create("dead-ignored", map[string]string{"policy": "dead-ignored"}, false); err != nil {
+		t.Errorf("dead webhook, failurePolicy Ignore: %v", err)
 	}
 	// A dryRun request reaches a webhook without side effects on dry
 	// run, flagged as such, and stores nothing. (v1 allows no other
