@@ -224,6 +224,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.bootstrap(chain); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	if err := s.ensureKubernetesService(chain); err != nil {
+		return fmt.Errorf("bootstrap default/kubernetes: %w", err)
+	}
 	if err := s.reconcileBootstrapPolicy(chain); err != nil {
 		return fmt.Errorf("bootstrap RBAC policy: %w", err)
 	}

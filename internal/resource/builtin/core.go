@@ -155,6 +155,11 @@ func allocateServiceAddresses(svc *core.Service) {
 		svc.Spec.ClusterIP = ip.String()
 		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 	}
+	if svc.Spec.ClusterIP != "" && len(svc.Spec.ClusterIPs) == 0 {
+		// As upstream's storage normalises a service that sets only
+		// clusterIP (default/kubernetes does).
+		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+	}
 	if svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != core.ClusterIPNone && len(svc.Spec.IPFamilies) == 0 {
 		svc.Spec.IPFamilies = []core.IPFamily{core.IPv4Protocol}
 	}
