@@ -83,6 +83,12 @@ func (s *Server) startControllers() {
 		vapStatus.Run(s.stopCtx)
 	}()
 
+	s.controllers.Add(1)
+	go func() {
+		defer s.controllers.Done()
+		ensureFlowControlDefaults(s.stopCtx, client)
+	}()
+
 	nsc := namespace.New(client, dyn, s.namespacedResources)
 	s.controllers.Add(1)
 	go func() {
