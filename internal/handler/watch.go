@@ -52,36 +52,43 @@ func (rc *reqCtx) watch() {
 	}
 
 	sendInitial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
+	fromNow := sendInitial || opts.ResourceVersion == "" || opts.ResourceVersion == "0"
 	var initial []store.KV
 	var after int64
-	switch {
-	case sendInitial || opts.ResourceVersion == "" || opts.ResourceVersion == "0":
-		// Initial state as synthetic ADDED events, then changes after it.
-		lo := *opts
-		lo.Limit, lo.Continue = 0, ""
-		if sendInitial && opts.ResourceVersion != "" {
-			lo.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
-		} else {
-			lo.ResourceVersionMatch = ""
-		}
-		page, err := rc.collect(&lo, f)
-		if err != nil {
-			rc.fail(err)
-			return
-		}
-		initial, after = page.items, page.revision
-	default:
-		rev, err := strconv.ParseInt(opts.ResourceVersion, 10, 64)
-		if err != nil || rev < 0 {
-			rc.fail(badRequest("invalid resource version %q", opts.ResourceVersion))
-			return
-		}
-		after = rev
-	}
-
+	var wch store.Watch
 	ctx := rc.ctx()
-	wch, err := rc.store.Watch(ctx, rc.d.ListPrefix(rc.namespace), store.WatchOptions{AfterRevision: after, ProgressNotify: opts.AllowWatchBookmarks})
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		if fromNow {
+			// Initial state as synthetic ADDED events, then changes after it.
+			lo := *opts
+			lo.Limit, lo.Continue = 0, ""
+			if sendInitial && opts.ResourceVersion != "" {
+				lo.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
+			} else {
+				lo.ResourceVersionMatch = ""
+			}
+			page, err := rc.collect(&lo, f)
+			if err != nil {
+				rc.fail(err)
+				return
+			}
+			initial, after = page.items, page.revision
+		} else {
+			rev, err := strconv.ParseInt(opts.ResourceVersion, 10, 64)
+			if err != nil || rev < 0 {
+				rc.fail(badRequest("invalid resource version %q", opts.ResourceVersion))
+				return
+			}
+			after = rev
+		}
+		var err error
+		wch, err = rc.store.Watch(ctx, rc.d.ListPrefix(rc.namespace), store.WatchOptions{AfterRevision: after, ProgressNotify: opts.AllowWatchBookmarks})
+		if errors.Is(err, store.ErrCompacted) && fromNow && attempt < 3 {
+			// The list was read through to the store while the watch
+			// cache was still filling, at a revision older than the events
+			// the cache keeps: list again, now from the cache.
+			continue
+		}
 		if errors.Is(err, store.ErrCompacted) {
 			// kube-apiserver answers an expired watch with 200 and an
 			// ERROR event carrying the 410, which client-go relists on.
@@ -89,8 +96,11 @@ func (rc *reqCtx) watch() {
 			ww.writeStatus(apierrors.NewResourceExpired("too old resource version: " + opts.ResourceVersion).Status())
 			return
 		}
-		rc.fail(rc.storeError(err, ""))
-		return
+		if err != nil {
+			rc.fail(rc.storeError(err, ""))
+			return
+		}
+		break
 	}
 	defer wch.Stop()
 
