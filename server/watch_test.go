@@ -177,10 +177,10 @@ func TestTableAndPartialMetadata(t *testing.T) {
 	if !strings.Contains(string(raw), `"kind":"PartialObjectMetadataList"`) || strings.Contains(string(raw), `"data"`) {
 		t.Fatalf("partial metadata list: %s", raw)
 	}
-	// Only protobuf acceptable: 406.
-	err = rc.Get().AbsPath("/api/v1/namespaces/default/configmaps").SetHeader("Accept", "application/vnd.kubernetes.protobuf").Do(ctx).Error()
+	// Only CBOR acceptable: 406 (protobuf is served, see protobuf_test.go).
+	err = rc.Get().AbsPath("/api/v1/namespaces/default/configmaps").SetHeader("Accept", "application/cbor").Do(ctx).Error()
 	if !apierrors.IsNotAcceptable(err) {
-		t.Fatalf("protobuf-only Accept: %v, want 406", err)
+		t.Fatalf("CBOR-only Accept: %v, want 406", err)
 	}
 }
 

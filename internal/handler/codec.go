@@ -159,6 +159,10 @@ func encodeJSON(obj any) ([]byte, error) {
 // writeRaw writes an already encoded JSON object, converting to YAML if
 // the client asked for it.
 func writeRaw(w http.ResponseWriter, code int, out output, raw []byte) {
+	if out.proto {
+		writeProtobuf(w, code, out, raw)
+		return
+	}
 	if out.yaml {
 		y, err := yaml.JSONToYAML(raw)
 		if err == nil {
@@ -226,7 +230,7 @@ func peekMeta(raw []byte) (objectMeta, error) {
 // streamed in chunks, so a list of many megabytes is never assembled in
 // one buffer; YAML needs the whole document to convert.
 func writeList(w http.ResponseWriter, out output, listKind, apiVersion string, lm metav1.ListMeta, items [][]byte) {
-	if out.yaml {
+	if out.yaml || out.proto {
 		var b bytes.Buffer
 		writeListJSON(&b, listKind, apiVersion, lm, items)
 		writeRaw(w, http.StatusOK, out, b.Bytes())

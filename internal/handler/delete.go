@@ -84,8 +84,8 @@ func (rc *reqCtx) delete() {
 			Status:   metav1.StatusSuccess,
 			Details:  &metav1.StatusDetails{Name: m.GetName(), Group: rc.d.Group, Kind: rc.d.Resource, UID: m.GetUID()},
 		}
-		out, _ := negotiate(rc.r, false)
-		writeObject(rc.w, rc.r, http.StatusOK, output{yaml: out.yaml}, &st)
+		out, _ := rc.negotiate(false)
+		writeObject(rc.w, rc.r, http.StatusOK, output{yaml: out.yaml, proto: out.proto, scheme: out.scheme}, &st)
 		return
 	}
 	rc.respond(code, obj, 0)
@@ -213,8 +213,8 @@ func (rc *reqCtx) deleteCollection() {
 		}
 		deleted = append(deleted, obj)
 	}
-	out, _ := negotiate(rc.r, true)
-	rc.writeList(output{yaml: out.yaml}, metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.revision, 10)}, deleted)
+	out, _ := rc.negotiate(true)
+	rc.writeList(output{yaml: out.yaml, proto: out.proto, scheme: out.scheme}, metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.revision, 10)}, deleted)
 }
 
 // decodeOptionsBody decodes DeleteOptions sent as JSON, YAML or in the

@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // outputKind is what the client asked the response body to be.
@@ -25,25 +26,56 @@ type output struct {
 	// metaVersion is the meta.k8s.io version of a Table or partial
 	// metadata response ("v1" or "v1beta1").
 	metaVersion string
+	// proto: the client accepts protobuf and no JSON; scheme encodes it.
+	proto  bool
+	scheme *runtime.Scheme
 }
 
-// negotiate picks the first media type in Accept that Trellis can write.
-// Protobuf and CBOR are not served: an Accept that lists only them gets
-// 406, one that also lists JSON gets JSON.
+// negotiate picks the first media type in Accept that Trellis can write,
+// preferring JSON and YAML (objects are stored as JSON) over protobuf,
+// which only clients that accept nothing else get. CBOR is not served.
 func negotiate(r *http.Request, isList bool) (output, error) {
 	accept := r.Header.Get("Accept")
 	if strings.TrimSpace(accept) == "" {
 		return output{}, nil
 	}
+	if out, ok := negotiatePass(accept, isList, false); ok {
+		return out, nil
+	}
+	if out, ok := negotiatePass(accept, isList, true); ok {
+		return out, nil
+	}
+	return output{}, notAcceptable()
+}
+
+// negotiate also refuses protobuf for custom resources, as upstream, and
+// gives a protobuf output the scheme to encode with.
+func (rc *reqCtx) negotiate(isList bool) (output, error) {
+	out, err := negotiate(rc.r, isList)
+	if err != nil || !out.proto {
+		return out, err
+	}
+	if rc.isUnstructured() || rc.h.Scheme == nil {
+		return output{}, notAcceptable()
+	}
+	out.scheme = rc.h.Scheme
+	return out, nil
+}
+
+func negotiatePass(accept string, isList, proto bool) (output, bool) {
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
 		}
 		var out output
-		switch mt {
-		case "application/json", "application/*", "*/*":
-		case "application/yaml":
+		switch {
+		case proto && mt == ProtobufMediaType:
+			out.proto = true
+		case proto:
+			continue
+		case mt == "application/json", mt == "application/*", mt == "*/*":
+		case mt == "application/yaml":
 			out.yaml = true
 		default:
 			continue
@@ -53,13 +85,13 @@ func negotiate(r *http.Request, isList bool) (output, error) {
 			if params["g"] != "" || params["v"] != "" {
 				continue
 			}
-			return out, nil
+			return out, true
 		case "Table":
 			if params["g"] != metav1.GroupName || (params["v"] != "v1" && params["v"] != "v1beta1") {
 				continue
 			}
 			out.kind, out.metaVersion = asTable, params["v"]
-			return out, nil
+			return out, true
 		case "PartialObjectMetadata", "PartialObjectMetadataList":
 			if params["g"] != metav1.GroupName || (params["v"] != "v1" && params["v"] != "v1beta1") {
 				continue
@@ -68,10 +100,10 @@ func negotiate(r *http.Request, isList bool) (output, error) {
 				continue
 			}
 			out.kind, out.metaVersion = asPartialMetadata, params["v"]
-			return out, nil
+			return out, true
 		}
 	}
-	return output{}, notAcceptable()
+	return output{}, false
 }
 
 func notAcceptable() error {

@@ -25,7 +25,7 @@ import (
 )
 
 func (rc *reqCtx) get() {
-	out, err := negotiate(rc.r, false)
+	out, err := rc.negotiate(false)
 	if err != nil {
 		rc.fail(err)
 		return
@@ -58,7 +58,7 @@ func (rc *reqCtx) writeOne(code int, out output, obj runtime.Object) {
 			rc.fail(apierrors.NewInternalError(err))
 			return
 		}
-		writeObject(rc.w, rc.r, code, output{yaml: out.yaml}, as)
+		writeObject(rc.w, rc.r, code, output{yaml: out.yaml, proto: out.proto, scheme: out.scheme}, as)
 		return
 	}
 	switch out.kind {
@@ -291,7 +291,7 @@ func (rc *reqCtx) collect(opts *metainternalversion.ListOptions, f *filter) (lis
 }
 
 func (rc *reqCtx) list() {
-	out, err := negotiate(rc.r, true)
+	out, err := rc.negotiate(true)
 	if err != nil {
 		rc.fail(err)
 		return

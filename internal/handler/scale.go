@@ -252,8 +252,8 @@ func (rc *reqCtx) writeScale(code int, scaler Scaler, obj runtime.Object) {
 		rc.fail(apierrors.NewInternalError(err))
 		return
 	}
-	out, _ := negotiate(rc.r, false)
-	writeObject(rc.w, rc.r, code, output{yaml: out.yaml}, sc)
+	out, _ := rc.negotiate(false)
+	writeObject(rc.w, rc.r, code, output{yaml: out.yaml, proto: out.proto, scheme: out.scheme}, sc)
 }
 
 // decodeScale decodes a Scale body. Protobuf needs scheme: client-go's

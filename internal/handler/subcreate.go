@@ -66,7 +66,7 @@ func (rc *reqCtx) createSubresource(c *resource.SubresourceCreater) {
 		return
 	}
 	out.GetObjectKind().SetGroupVersionKind(c.Kind)
-	o, _ := negotiate(rc.r, false)
+	o, _ := rc.negotiate(false)
 	writeObject(rc.w, rc.r, http.StatusCreated, output{yaml: o.yaml}, out)
 }
 

@@ -23,7 +23,7 @@ import (
 const InitialEventsEndAnnotation = "k8s.io/initial-events-end"
 
 func (rc *reqCtx) watch() {
-	out, err := negotiate(rc.r, false)
+	out, err := rc.negotiate(false)
 	if err != nil {
 		rc.fail(err)
 		return
@@ -178,7 +178,11 @@ type watchWriter struct {
 }
 
 func (rc *reqCtx) startStream(out output) *watchWriter {
-	rc.w.Header().Set("Content-Type", "application/json")
+	if out.proto {
+		rc.w.Header().Set("Content-Type", ProtobufMediaType+";stream=watch")
+	} else {
+		rc.w.Header().Set("Content-Type", "application/json")
+	}
 	rc.w.Header().Set("Transfer-Encoding", "chunked")
 	rc.w.WriteHeader(http.StatusOK)
 	f, _ := rc.w.(http.Flusher)
@@ -284,6 +288,18 @@ func (ww *watchWriter) writeEvent(t watch.EventType, raw []byte, _ runtime.Objec
 }
 
 func (ww *watchWriter) writeFrame(t watch.EventType, objJSON []byte) bool {
+	if ww.out.proto {
+		frame, err := protobufWatchFrame(ww.out.scheme, t, objJSON)
+		if err != nil {
+			ww.failed = true
+			return false
+		}
+		if _, err := ww.w.Write(frame); err != nil {
+			ww.failed = true
+			return false
+		}
+		return true
+	}
 	ww.buf.Reset()
 	ww.buf.WriteString(`{"type":"`)
 	ww.buf.WriteString(string(t))

@@ -175,7 +175,7 @@ func (rc *reqCtx) invalid(obj runtime.Object, errs field.ErrorList) error {
 
 // respond writes the stored object with its new resourceVersion.
 func (rc *reqCtx) respond(code int, obj runtime.Object, rev int64) {
-	out, err := negotiate(rc.r, false)
+	out, err := rc.negotiate(false)
 	if err != nil {
 		out = output{}
 	}
