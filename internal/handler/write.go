@@ -24,6 +24,7 @@ import (
 
 	"github.com/trellis-project/trellis/internal/admission"
 	"github.com/trellis-project/trellis/internal/admission/initializer"
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/store"
 )
 
@@ -36,6 +37,7 @@ func (rc *reqCtx) readBody() ([]byte, error) {
 	if len(body) > MaxRequestBodyBytes {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxRequestBodyBytes))
 	}
+	audit.From(rc.ctx()).LogRequestBody(body)
 	return body, nil
 }
 
@@ -569,5 +571,6 @@ func (rc *reqCtx) decodeProtobuf(body []byte) (runtime.Object, error) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", gvk, want))
 	}
 	out.GetObjectKind().SetGroupVersionKind(want)
+	audit.From(rc.ctx()).LogRequestObject(out)
 	return out, nil
 }

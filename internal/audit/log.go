@@ -1,0 +1,162 @@
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"gopkg.in/natefinch/lumberjack.v2"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+)
+
+// DefaultBufferSize is how many events wait for the log writer before new
+// ones are dropped, as kube-apiserver's --audit-log-batch-buffer-size.
+const DefaultBufferSize = 10000
+
+// LogOptions configure the JSON-lines log backend, as kube-apiserver's
+// --audit-log-* flags.
+type LogOptions struct {
+	// Path is the log file; "-" writes to standard output.
+	Path string
+	// MaxSizeMB is the size in megabytes at which the file is rotated
+	// (0: 100, lumberjack's default, as kube-apiserver); MaxBackups and
+	// MaxAgeDays bound the rotated files kept (0: no bound).
+	MaxSizeMB, MaxBackups, MaxAgeDays int
+	// BufferSize is the queue between requests and the writer
+	// (0: DefaultBufferSize).
+	BufferSize int
+}
+
+// LogBackend writes events, one JSON object per line, in kube-apiserver's
+// format. It is asynchronous, as kube-apiserver's batch mode: Process
+// only queues the event, one goroutine encodes and writes, and when the
+// queue is full the event is dropped and counted instead of holding the
+// request up behind a slow disk.
+type LogBackend struct {
+	queue   chan *auditv1.Event
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	out     *bufio.Writer
+	closer  io.Closer
+	dropped atomic.Int64
+	failed  atomic.Int64
+	written atomic.Int64
+}
+
+var _ Sink = (*LogBackend)(nil)
+
+// OpenLog opens the log file (rotated with lumberjack, as
+// kube-apiserver) and starts the writer.
+func OpenLog(opts LogOptions) (*LogBackend, error) {
+	if opts.Path == "-" {
+		return NewLogBackend(os.Stdout, nil, opts.BufferSize), nil
+	}
+	if opts.Path == "" {
+		return nil, fmt.Errorf("audit log: no path")
+	}
+	// Fail at start-up, not on the first event, when the file cannot be
+	// written.
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	f, err := os.OpenFile(opts.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	f.Close()
+	lj := &lumberjack.Logger{
+		Filename: opts.Path, MaxSize: opts.MaxSizeMB,
+		MaxBackups: opts.MaxBackups, MaxAge: opts.MaxAgeDays,
+	}
+	return NewLogBackend(lj, lj, opts.BufferSize), nil
+}
+
+// NewLogBackend writes to w and, on Close, closes closer (if not nil).
+func NewLogBackend(w io.Writer, closer io.Closer, bufferSize int) *LogBackend {
+	if bufferSize <= 0 {
+		bufferSize = DefaultBufferSize
+	}
+	b := &LogBackend{
+		queue:  make(chan *auditv1.Event, bufferSize),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		out:    bufio.NewWriterSize(w, 64<<10),
+		closer: closer,
+	}
+	go b.run()
+	return b
+}
+
+// Process queues ev, or drops it when the queue is full. The backend
+// keeps ev: the caller must not change it afterwards.
+func (b *LogBackend) Process(ev *auditv1.Event) {
+	select {
+	case b.queue <- ev:
+	default:
+		if n := b.dropped.Add(1); n&(n-1) == 0 { // log at powers of two
+			log.Printf("audit: log queue full, %d events dropped", n)
+		}
+	}
+}
+
+// Dropped is the number of events dropped because the queue was full.
+func (b *LogBackend) Dropped() int64 { return b.dropped.Load() }
+
+// Written is the number of events written.
+func (b *LogBackend) Written() int64 { return b.written.Load() }
+
+// Close writes what is queued, flushes and closes the file. Events
+// processed after Close are dropped.
+func (b *LogBackend) Close() error {
+	b.once.Do(func() { close(b.stop) })
+	<-b.done
+	if b.closer != nil {
+		return b.closer.Close()
+	}
+	return nil
+}
+
+func (b *LogBackend) run() {
+	defer close(b.done)
+	for {
+		select {
+		case ev := <-b.queue:
+			b.write(ev)
+			if len(b.queue) == 0 {
+				b.flush()
+			}
+		case <-b.stop:
+			for len(b.queue) > 0 {
+				b.write(<-b.queue)
+			}
+			b.flush()
+			return
+		}
+	}
+}
+
+func (b *LogBackend) write(ev *auditv1.Event) {
+	line, err := json.Marshal(ev)
+	if err != nil {
+		b.failed.Add(1)
+		log.Printf("audit: encoding event %s: %v", ev.AuditID, err)
+		return
+	}
+	b.out.Write(line)
+	b.out.WriteByte('\n')
+	b.written.Add(1)
+}
+
+func (b *LogBackend) flush() {
+	if err := b.out.Flush(); err != nil {
+		b.failed.Add(1)
+		log.Printf("audit: writing the log: %v", err)
+	}
+}
