@@ -50,7 +50,7 @@ func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth
 	h = withAuthentication(h, authn, s.auditFailedAuthentication(unauthorized))
 	h = s.metrics.instrument(h)
 	h = withRequestDeadline(h, s.cfg.RequestTimeout)
-	h = withAuditID(h)
+	h = s.withAuditID(h)
 	h = withRequestInfo(h)
 	h = withPanicRecovery(h)
 	return s.countInFlight(h)
