@@ -120,58 +120,26 @@ func userInfo(name, uid string, groups []string, extra map[string][]string) auth
 	return u
 }
 
-// LogRequestBody records the request's body: the object reference's
-// name, namespace, uid and resourceVersion where the request did not name
-// them, and, at level Request and above, the body itself if it is JSON.
+// LogRequestBody records the request's body as the event's request
+// object, at level Request and above, if it is JSON (an object, or a JSON
+// patch).
 func (r *Record) LogRequestBody(body []byte) {
-	if r == nil || r.cfg.Level == auditv1.LevelNone {
+	if r == nil || r.cfg.Level == auditv1.LevelNone || r.cfg.Level == auditv1.LevelMetadata {
 		return
 	}
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || (body[0] != '{' && body[0] != '[') {
-		return // protobuf, YAML or empty: no object to describe
+	if len(body) == 0 || (body[0] != '{' && body[0] != '[') || !json.Valid(body) {
+		return // protobuf, YAML or empty: LogRequestObject may record it
 	}
-	var m struct {
-		Metadata struct {
-			Name, Namespace, UID, ResourceVersion string
-		} `json:"metadata"`
-	}
-	if body[0] == '[' { // a JSON patch
-		if !json.Valid(body) {
-			return
-		}
-	} else if err := json.Unmarshal(body, &m); err != nil {
-		return
-	}
-	var obj *runtime.Unknown
-	if r.cfg.Level != auditv1.LevelMetadata {
-		obj = r.object(body)
-	}
-	r.Update(func(ev *auditv1.Event) {
-		if ref := ev.ObjectRef; ref != nil {
-			md := m.Metadata
-			if ref.Name == "" {
-				ref.Name = md.Name
-			}
-			if ref.Namespace == "" {
-				ref.Namespace = md.Namespace
-			}
-			if ref.UID == "" {
-				ref.UID = types.UID(md.UID)
-			}
-			if ref.ResourceVersion == "" {
-				ref.ResourceVersion = md.ResourceVersion
-			}
-		}
-		if obj != nil && ev.RequestObject == nil {
-			ev.RequestObject = obj
-		}
-	})
+	obj := r.object(body)
+	r.Update(func(ev *auditv1.Event) { ev.RequestObject = obj })
 }
 
-// LogRequestObject records a request object that did not come as JSON
-// (client-go's typed clients send protobuf), as LogRequestBody does: its
-// reference always, itself encoded as JSON at level Request and above.
+// LogRequestObject records the decoded object of a create or update:
+// its name, namespace, uid and resourceVersion in the object reference
+// where the URL did not give them, and, at level Request and above when
+// the body was not JSON (client-go's typed clients send protobuf), the
+// object itself encoded as JSON.
 func (r *Record) LogRequestObject(obj runtime.Object) {
 	if r == nil || r.cfg.Level == auditv1.LevelNone {
 		return

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
@@ -22,6 +23,12 @@ func (d *discard) Process(ev *auditv1.Event) { d.last = ev }
 var createBody = []byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm-0000001","namespace":"default"},"data":{"v":"` +
 	strings.Repeat("x", 900) + `"}}`)
 
+var createObject = &corev1.ConfigMap{
+	TypeMeta:   metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"},
+	ObjectMeta: metav1.ObjectMeta{Name: "cm-0000001", Namespace: "default"},
+	Data:       map[string]string{"v": strings.Repeat("x", 900)},
+}
+
 // fill does what the audit filter and the handler do for one create.
 func fill(sink audit.Sink, level auditv1.Level) {
 	rec := audit.NewRecord("0b1e0c0c-7b7a-4e8c-9d61-1a2b3c4d5e6f", time.Now(), audit.Config{Level: level}, sink)
@@ -37,6 +44,7 @@ func fill(sink audit.Sink, level auditv1.Level) {
 	rec.AddAnnotation("authorization.k8s.io/decision", "allow")
 	rec.AddAnnotation("authorization.k8s.io/reason", "")
 	rec.LogRequestBody(createBody)
+	rec.LogRequestObject(createObject)
 	rec.SetResponseCode(201)
 	rec.ProcessStage(auditv1.StageResponseComplete)
 }

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
@@ -35,15 +35,19 @@ type LogOptions struct {
 
 // LogBackend writes events, one JSON object per line, in kube-apiserver's
 // format. It is asynchronous, as kube-apiserver's batch mode: Process
-// only queues the event, one goroutine encodes and writes, and when the
-// queue is full the event is dropped and counted instead of holding the
-// request up behind a slow disk.
+// only queues the event, one goroutine encodes and writes (an event
+// reaches the file within flushDelay), and when the queue is full the
+// event is dropped and counted instead of holding the request up behind a
+// slow disk.
 type LogBackend struct {
-	queue   chan *auditv1.Event
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	out     *bufio.Writer
+	queue chan *auditv1.Event
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	out   io.Writer
+	// buf holds whole lines not yet written: each Write to out carries
+	// whole events, so rotation never splits one across two files.
+	buf     []byte
 	closer  io.Closer
 	dropped atomic.Int64
 	failed  atomic.Int64
@@ -87,7 +91,7 @@ func NewLogBackend(w io.Writer, closer io.Closer, bufferSize int) *LogBackend {
 		queue:  make(chan *auditv1.Event, bufferSize),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
-		out:    bufio.NewWriterSize(w, 64<<10),
+		out:    w,
 		closer: closer,
 	}
 	go b.run()
@@ -123,15 +127,27 @@ func (b *LogBackend) Close() error {
 	return nil
 }
 
+// flushDelay is how long a written event may wait in the writer's
+// buffer for more to share a write(2): a flush per event would cost a
+// system call per request stage.
+const flushDelay = 50 * time.Millisecond
+
 func (b *LogBackend) run() {
 	defer close(b.done)
+	timer := time.NewTimer(flushDelay)
+	timer.Stop()
+	pending := false
 	for {
 		select {
 		case ev := <-b.queue:
 			b.write(ev)
-			if len(b.queue) == 0 {
-				b.flush()
+			if !pending {
+				pending = true
+				timer.Reset(flushDelay)
 			}
+		case <-timer.C:
+			pending = false
+			b.flush()
 		case <-b.stop:
 			for len(b.queue) > 0 {
 				b.write(<-b.queue)
@@ -142,6 +158,10 @@ func (b *LogBackend) run() {
 	}
 }
 
+// writeBufferSize is how many bytes of whole lines are gathered into one
+// write.
+const writeBufferSize = 64 << 10
+
 func (b *LogBackend) write(ev *auditv1.Event) {
 	line, err := json.Marshal(ev)
 	if err != nil {
@@ -149,14 +169,25 @@ func (b *LogBackend) write(ev *auditv1.Event) {
 		log.Printf("audit: encoding event %s: %v", ev.AuditID, err)
 		return
 	}
-	b.out.Write(line)
-	b.out.WriteByte('\n')
+	if len(b.buf)+len(line)+1 > writeBufferSize {
+		b.flush()
+	}
+	b.buf = append(b.buf, line...)
+	b.buf = append(b.buf, '\n')
 	b.written.Add(1)
 }
 
 func (b *LogBackend) flush() {
-	if err := b.out.Flush(); err != nil {
+	if len(b.buf) == 0 {
+		return
+	}
+	if _, err := b.out.Write(b.buf); err != nil {
 		b.failed.Add(1)
 		log.Printf("audit: writing the log: %v", err)
+	}
+	if cap(b.buf) > 4*writeBufferSize {
+		b.buf = nil // do not keep the room a huge event needed
+	} else {
+		b.buf = b.buf[:0]
 	}
 }

@@ -357,6 +357,7 @@ func (rc *reqCtx) readObject(optionsKind string) (runtime.Object, metav1.Object,
 	if err != nil {
 		return nil, nil, err
 	}
+	audit.From(rc.ctx()).LogRequestObject(obj)
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
@@ -571,6 +572,5 @@ func (rc *reqCtx) decodeProtobuf(body []byte) (runtime.Object, error) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", gvk, want))
 	}
 	out.GetObjectKind().SetGroupVersionKind(want)
-	audit.From(rc.ctx()).LogRequestObject(out)
 	return out, nil
 }
