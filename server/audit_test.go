@@ -285,6 +285,10 @@ func TestAuditIDHeader(t *testing.T) {
 	if chosen := get("client-chosen-id"); chosen != "client-chosen-id" {
 		t.Errorf("Audit-Id %q, want the client's", chosen)
 	}
+	metrics := scrapeMetrics(t, kubernetes.NewForConfigOrDie(srv.Config))
+	if !strings.Contains(metrics, "apiserver_audit_event_total ") || strings.Contains(metrics, "apiserver_audit_event_total 0\n") || !strings.Contains(metrics, `apiserver_audit_error_total{plugin="log"} 0`) {
+		t.Errorf("audit metrics missing:\n%s", metrics)
+	}
 	for _, id := range []string{generated, "client-chosen-id"} {
 		evs := log.waitFor(t, auditv1.StageResponseComplete, func(ev *auditv1.Event) bool { return ev.AuditID == types.UID(id) })
 		if !slices.Equal(stages(evs), []auditv1.Stage{auditv1.StageRequestReceived, auditv1.StageResponseComplete}) {

@@ -96,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 		s.closeStorage()
 		return nil, err
 	}
+	if s.audit != nil {
+		s.metrics.registerAudit(s.audit.log)
+	}
 	if err := s.serviceAccountTokens(); err != nil {
 		s.closeStorage()
 		return nil, err

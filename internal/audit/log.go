@@ -49,6 +49,7 @@ type LogBackend struct {
 	// whole events, so rotation never splits one across two files.
 	buf     []byte
 	closer  io.Closer
+	offered atomic.Int64
 	dropped atomic.Int64
 	failed  atomic.Int64
 	written atomic.Int64
@@ -101,6 +102,7 @@ func NewLogBackend(w io.Writer, closer io.Closer, bufferSize int) *LogBackend {
 // Process queues ev, or drops it when the queue is full. The backend
 // keeps ev: the caller must not change it afterwards.
 func (b *LogBackend) Process(ev *auditv1.Event) {
+	b.offered.Add(1)
 	select {
 	case b.queue <- ev:
 	default:
@@ -109,6 +111,12 @@ func (b *LogBackend) Process(ev *auditv1.Event) {
 		}
 	}
 }
+
+// Processed is the number of events handed to Process.
+func (b *LogBackend) Processed() int64 { return b.offered.Load() }
+
+// Errors is the number of events dropped or not written.
+func (b *LogBackend) Errors() int64 { return b.dropped.Load() + b.failed.Load() }
 
 // Dropped is the number of events dropped because the queue was full.
 func (b *LogBackend) Dropped() int64 { return b.dropped.Load() }
