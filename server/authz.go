@@ -11,6 +11,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/informers"
 
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/handler"
 	"github.com/trellis-project/trellis/internal/request"
@@ -60,16 +61,27 @@ func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Autho
 	return chain, nil
 }
 
+// The audit annotations of the authorization decision, as kube-apiserver's.
+const (
+	decisionAnnotation = "authorization.k8s.io/decision"
+	reasonAnnotation   = "authorization.k8s.io/reason"
+)
+
 // withAuthorization refuses what the authorizer does not allow, with
 // kube-apiserver's 403 wording.
 func withAuthorization(next http.Handler, az auth.Authorizer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := attributesFor(r)
 		d, reason, err := az.Authorize(r.Context(), a)
+		rec := audit.From(r.Context())
 		if d == auth.Allow {
+			rec.AddAnnotation(decisionAnnotation, "allow")
+			rec.AddAnnotation(reasonAnnotation, reason)
 			next.ServeHTTP(w, r)
 			return
 		}
+		rec.AddAnnotation(decisionAnnotation, "forbid")
+		rec.AddAnnotation(reasonAnnotation, reason)
 		msg := auth.ForbiddenMessage(a)
 		if reason != "" {
 			msg += ": " + reason

@@ -81,6 +81,20 @@ type Config struct {
 	// RequestTimeout bounds every request but watches (the `timeout`
 	// parameter may shorten it); default 60s, as kube-apiserver.
 	RequestTimeout time.Duration
+	// AuditPolicyFile is an audit.k8s.io Policy (--audit-policy-file);
+	// with AuditLogPath ("-": standard output) every request is audited
+	// as it says, in kube-apiserver's JSON-lines event format. The log is
+	// rotated at AuditLogMaxSize megabytes (0: 100), keeping at most
+	// AuditLogMaxBackups old files (0: all) for AuditLogMaxAge days (0:
+	// no limit). Events wait for the writer in a queue of
+	// AuditLogBufferSize (0: 10000); when it is full they are dropped, as
+	// kube-apiserver's batch mode, rather than holding requests up.
+	AuditPolicyFile    string
+	AuditLogPath       string
+	AuditLogMaxSize    int
+	AuditLogMaxBackups int
+	AuditLogMaxAge     int
+	AuditLogBufferSize int
 	// DisableControllers skips the in-process controllers (namespace
 	// lifecycle); tests of raw API behaviour use it.
 	DisableControllers bool

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/auth/satoken"
 	"github.com/trellis-project/trellis/internal/discovery"
@@ -39,15 +40,17 @@ func publicPath(p string) bool {
 }
 
 // filters wraps the router with the request path's generic stages, outer
-// first: panic recovery, request info, metrics, authentication,
-// impersonation, authorization, in-flight limits.
+// first: panic recovery, request info, audit ID, deadline, metrics,
+// authentication, audit, impersonation, authorization, in-flight limits.
 func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth.Authorizer) http.Handler {
 	h := s.withInFlightLimit(next)
 	h = withAuthorization(h, authz)
 	h = withImpersonation(h, authz)
-	h = withAuthentication(h, authn)
+	h = s.withAudit(h)
+	h = withAuthentication(h, authn, s.auditFailedAuthentication(unauthorized))
 	h = s.metrics.instrument(h)
 	h = withRequestDeadline(h, s.cfg.RequestTimeout)
+	h = s.withAuditID(h)
 	h = withRequestInfo(h)
 	h = withPanicRecovery(h)
 	return s.countInFlight(h)
@@ -112,14 +115,21 @@ func withRequestDeadline(next http.Handler, max time.Duration) http.Handler {
 	})
 }
 
-func withAuthentication(next http.Handler, authn auth.Authenticator) http.Handler {
+// unauthorized answers a request that authenticated as no one.
+var unauthorized = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+})
+
+// withAuthentication serves the request as the user its credentials name;
+// failed answers requests whose credentials name no one.
+func withAuthentication(next http.Handler, authn auth.Authenticator, failed http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok, _ := authn.Authenticate(r)
 		if !ok {
 			if publicPath(r.URL.Path) || isIssuerDiscoveryPath(r.URL.Path) {
 				u = &auth.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 			} else {
-				handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+				failed.ServeHTTP(w, r)
 				return
 			}
 		}
@@ -154,6 +164,7 @@ func withImpersonation(next http.Handler, az auth.Authorizer) http.Handler {
 			handler.WriteError(w, r, err)
 			return
 		}
+		audit.From(r.Context()).SetImpersonatedUser(u.Name, u.UID, u.Groups, u.Extra)
 		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), u)))
 	})
 }

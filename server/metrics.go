@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/request"
 )
 
@@ -45,6 +46,22 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.requests, m.latency, m.inflight, m.watchers,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// registerAudit exports the audit log's counters under kube-apiserver's
+// names.
+func (m *metrics) registerAudit(l *audit.LogBackend) {
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "apiserver_audit_event_total",
+			Help: "Counter of audit events generated and sent to the audit backend.",
+		}, func() float64 { return float64(l.Processed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "apiserver_audit_error_total",
+			Help:        "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+			ConstLabels: prometheus.Labels{"plugin": "log"},
+		}, func() float64 { return float64(l.Errors()) }),
+	)
 }
 
 func (m *metrics) handler() http.Handler {

@@ -50,6 +50,7 @@ type Server struct {
 	http     *http.Server
 	metrics  *metrics
 	saTokens *satoken.Config
+	audit    *auditing
 
 	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
@@ -91,6 +92,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics()
+	if s.audit, err = openAudit(&cfg); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
+	if s.audit != nil {
+		s.metrics.registerAudit(s.audit.log)
+	}
 	if err := s.serviceAccountTokens(); err != nil {
 		s.closeStorage()
 		return nil, err
@@ -300,4 +308,5 @@ func (s *Server) closeStorage() {
 		s.caches.close()
 	}
 	s.backend.Close()
+	s.audit.close() // last: events of the requests just served are written
 }

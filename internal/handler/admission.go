@@ -13,6 +13,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/trellis-project/trellis/internal/admission"
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/resource"
 )
@@ -99,6 +100,7 @@ func (rc *reqCtx) admit(op admission.Operation, obj, old runtime.Object) (runtim
 	before := a.Object
 	err = rc.h.Admission.Admit(rc.ctx(), a)
 	rc.addAdmissionWarnings(a)
+	audit.AddAnnotations(rc.ctx(), a.AuditAnnotations())
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +124,7 @@ func (rc *reqCtx) validateAdmission(op admission.Operation, obj, old runtime.Obj
 	}
 	err = rc.h.Admission.Validate(rc.ctx(), a)
 	rc.addAdmissionWarnings(a)
+	audit.AddAnnotations(rc.ctx(), a.AuditAnnotations())
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/request"
 	"github.com/trellis-project/trellis/internal/resource"
 )
@@ -34,6 +35,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if d := status.Details; d != nil && d.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfterSeconds)))
+	}
+	if r != nil {
+		audit.From(r.Context()).LogResponseStatus(&status)
 	}
 	body, _ := json.Marshal(&status)
 	w.Header().Set("Content-Type", "application/json")

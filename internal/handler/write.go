@@ -24,6 +24,7 @@ import (
 
 	"github.com/trellis-project/trellis/internal/admission"
 	"github.com/trellis-project/trellis/internal/admission/initializer"
+	"github.com/trellis-project/trellis/internal/audit"
 	"github.com/trellis-project/trellis/internal/store"
 )
 
@@ -36,6 +37,7 @@ func (rc *reqCtx) readBody() ([]byte, error) {
 	if len(body) > MaxRequestBodyBytes {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxRequestBodyBytes))
 	}
+	audit.From(rc.ctx()).LogRequestBody(body)
 	return body, nil
 }
 
@@ -355,6 +357,7 @@ func (rc *reqCtx) readObject(optionsKind string) (runtime.Object, metav1.Object,
 	if err != nil {
 		return nil, nil, err
 	}
+	audit.From(rc.ctx()).LogRequestObject(obj)
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(err)
