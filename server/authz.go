@@ -43,10 +43,14 @@ func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Autho
 			s.authzSynced = append(s.authzSynced,
 				rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
 				rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced)
-			chain = append(chain, auth.NewRBAC(auth.RBACListers{
+			rbacAuthz := auth.NewRBAC(auth.RBACListers{
 				Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
 				ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
-			}))
+			})
+			if err := rbacAuthz.InvalidateOn(rbac.RoleBindings().Informer(), rbac.ClusterRoleBindings().Informer()); err != nil {
+				return nil, err
+			}
+			chain = append(chain, rbacAuthz)
 		case ModeWebhook:
 			hook, err := s.webhookAuthorizer()
 			if err != nil {
