@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/informers"
@@ -103,8 +105,29 @@ func attributesFor(r *http.Request) auth.Attributes {
 		a.ResourceRequest = true
 		a.APIGroup, a.APIVersion, a.Resource = info.APIGroup, info.APIVersion, info.Resource
 		a.Subresource, a.Namespace, a.Name = info.Subresource, info.Namespace, info.Name
+		if a.Name == "" && (a.Verb == "list" || a.Verb == "watch") {
+			a.Name = fieldSelectorName(r)
+		}
 	}
 	return a
+}
+
+// fieldSelectorName is the name a list or watch is limited to by a
+// fieldSelector of metadata.name=<name>: kube-apiserver authorizes such a
+// request with that name, so a rule with resourceNames allows it.
+func fieldSelectorName(r *http.Request) string {
+	fs := r.URL.Query().Get("fieldSelector")
+	if fs == "" {
+		return ""
+	}
+	sel, err := fields.ParseSelector(fs)
+	if err != nil {
+		return ""
+	}
+	if name, ok := sel.RequiresExactMatch("metadata.name"); ok && len(path.IsValidPathSegmentName(name)) == 0 {
+		return name
+	}
+	return ""
 }
 
 // registerReviews serves the review APIs (SubjectAccessReview, TokenReview,

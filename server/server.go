@@ -153,7 +153,7 @@ func (s *Server) LoopbackConfig() *rest.Config {
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 func (s *Server) authenticator() (auth.Authenticator, error) {
-	chain := auth.Chain{auth.ClientCert{}, auth.Tokens{s.loopbackToken: {
+	chain := auth.Chain{auth.ClientCert{Roots: s.pki.ClientCAs}, auth.Tokens{s.loopbackToken: {
 		Name: "system:apiserver", UID: "trellis-loopback", Groups: []string{"system:masters", "system:authenticated"},
 	}}}
 	if s.cfg.TokenAuthFile != "" {
@@ -211,6 +211,10 @@ func (s *Server) Run(ctx context.Context) error {
 	chain := s.filters(root, authn, authz)
 
 	tlsCfg := s.pki.ServingTLSConfig()
+	// Request, do not verify, client certificates: the authenticator
+	// verifies them, so that one from an unknown CA is a 401, as in
+	// kube-apiserver, not a failed handshake.
+	tlsCfg.ClientAuth = tls.RequestClientCert
 	s.http = &http.Server{
 		Handler:           chain,
 		TLSConfig:         tlsCfg,
