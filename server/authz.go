@@ -26,10 +26,18 @@ const (
 	ModeRBAC        = "RBAC"
 )
 
-// authorizer builds the chain for the configured modes. system:masters is
-// always allowed first, as in kube-apiserver.
+// authorizer builds the chain for the configured modes, or from
+// --authorization-config. system:masters is always allowed first, as in
+// kube-apiserver.
 func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Authorizer, error) {
 	chain := auth.AuthorizerChain{auth.PrivilegedGroups{}}
+	if s.cfg.AuthorizationConfigFile != "" {
+		configured, err := s.configuredAuthorizers(factory)
+		if err != nil {
+			return nil, err
+		}
+		return append(chain, configured...), nil
+	}
 	modes := s.cfg.AuthorizationModes
 	if len(modes) == 0 {
 		modes = []string{ModeAlwaysAllow}
@@ -41,18 +49,11 @@ func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Autho
 		case ModeAlwaysDeny:
 			chain = append(chain, auth.AlwaysDeny{})
 		case ModeRBAC:
-			rbac := factory.Rbac().V1()
-			s.authzSynced = append(s.authzSynced,
-				rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
-				rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced)
-			rbacAuthz := auth.NewRBAC(auth.RBACListers{
-				Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
-				ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
-			})
-			if err := rbacAuthz.InvalidateOn(rbac.RoleBindings().Informer(), rbac.ClusterRoleBindings().Informer()); err != nil {
+			rbac, err := s.rbacAuthorizer(factory)
+			if err != nil {
 				return nil, err
 			}
-			chain = append(chain, rbacAuthz)
+			chain = append(chain, rbac)
 		case ModeWebhook:
 			hook, err := s.webhookAuthorizer()
 			if err != nil {
@@ -64,6 +65,23 @@ func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Autho
 		}
 	}
 	return chain, nil
+}
+
+// rbacAuthorizer reads RBAC objects through informers; its binding index
+// is invalidated by the binding informers' events.
+func (s *Server) rbacAuthorizer(factory informers.SharedInformerFactory) (*auth.RBAC, error) {
+	rbac := factory.Rbac().V1()
+	s.authzSynced = append(s.authzSynced,
+		rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
+		rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced)
+	authz := auth.NewRBAC(auth.RBACListers{
+		Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
+		ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
+	})
+	if err := authz.InvalidateOn(rbac.RoleBindings().Informer(), rbac.ClusterRoleBindings().Informer()); err != nil {
+		return nil, err
+	}
+	return authz, nil
 }
 
 // withAuthorization refuses what the authorizer does not allow, with

@@ -45,7 +45,7 @@ func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth
 	h := s.withInFlightLimit(next)
 	h = withAuthorization(h, authz)
 	h = withImpersonation(h, authz)
-	h = withAuthentication(h, authn)
+	h = withAuthentication(h, authn, s.authnConfig)
 	h = s.metrics.instrument(h)
 	h = withRequestDeadline(h, s.cfg.RequestTimeout)
 	h = withRequestInfo(h)
@@ -112,11 +112,15 @@ func withRequestDeadline(next http.Handler, max time.Duration) http.Handler {
 	})
 }
 
-func withAuthentication(next http.Handler, authn auth.Authenticator) http.Handler {
+// withAuthentication identifies the caller; a request without valid
+// credentials is anonymous where anonymous access is allowed, else 401.
+// Credentials presented and refused (err) are a 401 also where anonymous
+// access is allowed, as kube-apiserver's.
+func withAuthentication(next http.Handler, authn auth.Authenticator, cfg authenticationConfig) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, ok, _ := authn.Authenticate(r)
+		u, ok, err := authn.Authenticate(r)
 		if !ok {
-			if publicPath(r.URL.Path) || isIssuerDiscoveryPath(r.URL.Path) {
+			if err == nil && cfg.anonymousAllowed(r) {
 				u = &auth.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 			} else {
 				handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))

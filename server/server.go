@@ -50,6 +50,8 @@ type Server struct {
 	http     *http.Server
 	metrics  *metrics
 	saTokens *satoken.Config
+	// authnConfig is what --authentication-config says beyond tokens.
+	authnConfig authenticationConfig
 
 	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
@@ -168,6 +170,20 @@ func (s *Server) authenticator() (auth.Authenticator, error) {
 		return nil, err
 	}
 	chain = append(chain, sa)
+	if s.cfg.AuthenticationConfigFile != "" {
+		cfg, err := loadAuthenticationConfig(s.cfg.AuthenticationConfigFile, s.saTokens.Issuers)
+		if err != nil {
+			return nil, err
+		}
+		s.authnConfig.anonymous = cfg.Anonymous
+		if len(cfg.JWT) > 0 {
+			jwt, err := s.jwtAuthenticators(cfg)
+			if err != nil {
+				return nil, err
+			}
+			chain = append(chain, jwt)
+		}
+	}
 	if s.cfg.AuthenticationTokenWebhookConfigFile != "" {
 		hook, err := s.webhookTokenAuthenticator()
 		if err != nil {
