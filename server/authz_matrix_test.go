@@ -485,6 +485,24 @@ func TestAuthenticationRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Refused credentials are not downgraded to anonymous on the paths
+	// anonymous requests may reach; without credentials /healthz answers.
+	for name, cfg := range map[string]*rest.Config{
+		"unknown token":    withToken("nope-token"),
+		"foreign cert":     withCert(foreignAdmin, foreignAdminKey),
+		"expired SA token": withToken(mint(t, key, issuer, sa, -3600, issuer)),
+	} {
+		cfg = rest.CopyConfig(cfg)
+		cfg.GroupVersion, cfg.NegotiatedSerializer = nil, nil
+		if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().RESTClient().Get().AbsPath("/healthz").DoRaw(ctx); !apierrors.IsUnauthorized(err) {
+			t.Errorf("%s on /healthz: %v, want 401", name, err)
+		}
+	}
+	anon := rest.AnonymousClientConfig(srv.Config)
+	anon.GroupVersion, anon.NegotiatedSerializer = nil, nil
+	if _, err := kubernetes.NewForConfigOrDie(anon).CoreV1().RESTClient().Get().AbsPath("/healthz").DoRaw(ctx); err != nil {
+		t.Errorf("anonymous /healthz: %v", err)
+	}
 	// A foreign certificate does not spoil a valid token, as in
 	// kube-apiserver: the token authenticates.
 	cfg := withCert(foreignAdmin, foreignAdminKey)

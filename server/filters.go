@@ -112,15 +112,16 @@ func withRequestDeadline(next http.Handler, max time.Duration) http.Handler {
 	})
 }
 
-// withAuthentication identifies the caller; a request without valid
+// withAuthentication identifies the caller; a request without
 // credentials is anonymous where anonymous access is allowed, else 401.
-// Credentials presented and refused (err) are a 401 also where anonymous
-// access is allowed, as kube-apiserver's.
+// Credentials presented and refused (a bearer token nothing accepts, a
+// certificate that does not verify) are a 401 also where anonymous access
+// is allowed, as in kube-apiserver.
 func withAuthentication(next http.Handler, authn auth.Authenticator, cfg authenticationConfig) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok, err := authn.Authenticate(r)
 		if !ok {
-			if err == nil && cfg.anonymousAllowed(r) {
+			if err == nil && !auth.HasBearerToken(r) && cfg.anonymousAllowed(r) {
 				u = &auth.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 			} else {
 				handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))

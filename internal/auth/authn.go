@@ -115,6 +115,14 @@ func (t Tokens) Authenticate(r *http.Request) (*User, bool, error) {
 	return nil, false, nil
 }
 
+// HasBearerToken reports whether r presents a (non-empty) bearer token.
+// A token no authenticator accepts is a refusal, not an anonymous
+// request, as kube-apiserver's bearer-token authenticator answers.
+func HasBearerToken(r *http.Request) bool {
+	_, ok := bearerToken(r)
+	return ok
+}
+
 func bearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	const prefix = "bearer "
