@@ -17,6 +17,7 @@ import (
 // (rbacindex.go); matching a rule against a request is below.
 type RBAC struct {
 	listers  RBACListers
+	getters  *rbacGetters                                // the listers, for the resolver
 	resolver *rbacregistryvalidation.DefaultRuleResolver // scans every binding
 	state    indexState
 }
@@ -31,8 +32,8 @@ type RBACListers struct {
 
 // NewRBAC builds the authorizer.
 func NewRBAC(l RBACListers) *RBAC {
-	g := rbacGetters{l}
-	return &RBAC{listers: l, resolver: rbacregistryvalidation.NewDefaultRuleResolver(g, g, g, g)}
+	g := &rbacGetters{l}
+	return &RBAC{listers: l, getters: g, resolver: rbacregistryvalidation.NewDefaultRuleResolver(g, g, g, g)}
 }
 
 func (r *RBAC) Authorize(ctx context.Context, a Attributes) (Decision, string, error) {

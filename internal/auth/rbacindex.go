@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -31,37 +32,43 @@ import (
 // bindingIndex maps a subject key to the bindings that name it.
 type bindingIndex struct {
 	gen        uint64
-	cluster    map[string][]*rbacv1.ClusterRoleBinding
+	cluster    map[subjectKey][]*rbacv1.ClusterRoleBinding
 	namespaced map[namespacedKey][]*rbacv1.RoleBinding
 }
 
-type namespacedKey struct{ namespace, subject string }
+// subjectKey is a user name (service accounts by their user name,
+// system:serviceaccount:<ns>:<name>) or a group name. A struct, not a
+// prefixed string, so that looking one up allocates nothing.
+type subjectKey struct {
+	group bool
+	name  string
+}
 
-// Subject keys: a user name (service accounts by their user name,
-// system:serviceaccount:<ns>:<name>) or a group name.
-func userSubjectKey(name string) string  { return "u:" + name }
-func groupSubjectKey(name string) string { return "g:" + name }
+type namespacedKey struct {
+	namespace string
+	subject   subjectKey
+}
 
-// subjectKey is the key a binding subject is found under, or "" for a
+// keyOf is the key a binding subject is found under; ok is false for a
 // subject that can never apply (as upstream's appliesToUser decides).
 // namespace is the binding's namespace, the default for service accounts.
-func subjectKey(s rbacv1.Subject, namespace string) string {
+func keyOf(s rbacv1.Subject, namespace string) (k subjectKey, ok bool) {
 	switch s.Kind {
 	case rbacv1.UserKind:
-		return userSubjectKey(s.Name)
+		return subjectKey{name: s.Name}, true
 	case rbacv1.GroupKind:
-		return groupSubjectKey(s.Name)
+		return subjectKey{group: true, name: s.Name}, true
 	case rbacv1.ServiceAccountKind:
 		ns := namespace
 		if s.Namespace != "" {
 			ns = s.Namespace
 		}
 		if ns == "" {
-			return ""
+			return subjectKey{}, false
 		}
-		return userSubjectKey(serviceaccount.MakeUsername(ns, s.Name))
+		return subjectKey{name: serviceaccount.MakeUsername(ns, s.Name)}, true
 	}
-	return ""
+	return subjectKey{}, false
 }
 
 func buildBindingIndex(gen uint64, l RBACListers) (*bindingIndex, error) {
@@ -75,7 +82,7 @@ func buildBindingIndex(gen uint64, l RBACListers) (*bindingIndex, error) {
 	}
 	idx := &bindingIndex{
 		gen:        gen,
-		cluster:    make(map[string][]*rbacv1.ClusterRoleBinding),
+		cluster:    make(map[subjectKey][]*rbacv1.ClusterRoleBinding),
 		namespaced: make(map[namespacedKey][]*rbacv1.RoleBinding),
 	}
 	for _, b := range crbs {
@@ -94,10 +101,10 @@ func buildBindingIndex(gen uint64, l RBACListers) (*bindingIndex, error) {
 
 // bindingKeys are the distinct keys of a binding's subjects, so that a
 // binding is listed once per key.
-func bindingKeys(subjects []rbacv1.Subject, namespace string) []string {
-	keys := make([]string, 0, len(subjects))
+func bindingKeys(subjects []rbacv1.Subject, namespace string) []subjectKey {
+	keys := make([]subjectKey, 0, len(subjects))
 	for _, s := range subjects {
-		if k := subjectKey(s, namespace); k != "" && !contains(keys, k) {
+		if k, ok := keyOf(s, namespace); ok && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -106,37 +113,30 @@ func bindingKeys(subjects []rbacv1.Subject, namespace string) []string {
 
 // candidates are the bindings that may apply to u: those filed under its
 // name or one of its groups, each once.
-func (idx *bindingIndex) candidates(u user.Info, namespace string) subjectBindings {
-	var c subjectBindings
-	add := func(k string) {
-		for _, b := range idx.cluster[k] {
-			if !containsPtr(c.cluster, b) {
-				c.cluster = append(c.cluster, b)
-			}
-		}
-		if namespace == "" {
-			return
-		}
-		for _, b := range idx.namespaced[namespacedKey{namespace, k}] {
-			if !containsPtr(c.namespaced, b) {
-				c.namespaced = append(c.namespaced, b)
-			}
-		}
-	}
-	add(userSubjectKey(u.GetName()))
+func (idx *bindingIndex) candidates(u user.Info, namespace string) *subjectBindings {
+	c := &subjectBindings{}
+	c.add(idx, subjectKey{name: u.GetName()}, namespace)
 	for _, g := range u.GetGroups() {
-		add(groupSubjectKey(g))
+		c.add(idx, subjectKey{group: true, name: g}, namespace)
 	}
 	return c
 }
 
-func containsPtr[T any](s []*T, p *T) bool {
-	for _, q := range s {
-		if q == p {
-			return true
+// add appends the bindings filed under k that are not there yet.
+func (c *subjectBindings) add(idx *bindingIndex, k subjectKey, namespace string) {
+	for _, b := range idx.cluster[k] {
+		if !slices.Contains(c.cluster, b) {
+			c.cluster = append(c.cluster, b)
 		}
 	}
-	return false
+	if namespace == "" {
+		return
+	}
+	for _, b := range idx.namespaced[namespacedKey{namespace, k}] {
+		if !slices.Contains(c.namespaced, b) {
+			c.namespaced = append(c.namespaced, b)
+		}
+	}
 }
 
 // subjectBindings are one user's candidate bindings, served to upstream's
@@ -146,13 +146,13 @@ type subjectBindings struct {
 	namespaced []*rbacv1.RoleBinding
 }
 
-func (s subjectBindings) ListClusterRoleBindings(context.Context) ([]*rbacv1.ClusterRoleBinding, error) {
+func (s *subjectBindings) ListClusterRoleBindings(context.Context) ([]*rbacv1.ClusterRoleBinding, error) {
 	return s.cluster, nil
 }
 
 // ListRoleBindings returns the candidates of the namespace the candidates
 // were chosen for; the resolver asks only for that one.
-func (s subjectBindings) ListRoleBindings(context.Context, string) ([]*rbacv1.RoleBinding, error) {
+func (s *subjectBindings) ListRoleBindings(context.Context, string) ([]*rbacv1.RoleBinding, error) {
 	return s.namespaced, nil
 }
 
@@ -218,6 +218,5 @@ func (r *RBAC) resolverFor(u user.Info, namespace string) *rbacregistryvalidatio
 		return r.resolver
 	}
 	c := idx.candidates(u, namespace)
-	g := rbacGetters{r.listers}
-	return rbacregistryvalidation.NewDefaultRuleResolver(g, c, g, c)
+	return rbacregistryvalidation.NewDefaultRuleResolver(r.getters, c, r.getters, c)
 }
