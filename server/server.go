@@ -236,6 +236,7 @@ func (s *Server) Run(ctx context.Context) error {
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.stopCtx },
+		ConnContext:       func(ctx context.Context, _ net.Conn) context.Context { return auth.WithConnVerification(ctx) },
 		ErrorLog:          discardLogger(),
 	}
 	if err := pki.WriteKubeconfig(s.KubeconfigPath(), s.URL(), s.pki); err != nil {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"time"
 )
 
 // User is an authenticated identity.
@@ -65,6 +67,10 @@ func (c Chain) Authenticate(r *http.Request) (*User, bool, error) {
 // and verification happens here, so a certificate from another CA is a 401
 // (or loses to a valid bearer token) instead of a failed handshake. With
 // Roots nil, only chains the TLS layer verified count.
+//
+// The chain is verified once per connection when the request's context
+// came from WithConnVerification (signature checks cost tens of
+// microseconds); the validity period is still checked on every request.
 type ClientCert struct {
 	Roots *x509.CertPool
 }
@@ -76,16 +82,19 @@ func (c ClientCert) Authenticate(r *http.Request) (*User, bool, error) {
 	var leaf *x509.Certificate
 	switch {
 	case c.Roots != nil && len(r.TLS.PeerCertificates) > 0:
-		opts := x509.VerifyOptions{Roots: c.Roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-		if len(r.TLS.PeerCertificates) > 1 {
-			opts.Intermediates = x509.NewCertPool()
-			for _, c := range r.TLS.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-		}
 		leaf = r.TLS.PeerCertificates[0]
-		if _, err := leaf.Verify(opts); err != nil {
-			return nil, false, fmt.Errorf("verifying client certificate %q: %w", leaf.Subject.CommonName, err)
+		var err error
+		if memo, ok := r.Context().Value(connVerificationKey{}).(*connVerification); ok {
+			memo.once.Do(func() { memo.err = c.verify(r.TLS.PeerCertificates) })
+			err = memo.err
+			if now := time.Now(); err == nil && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+				err = c.verify(r.TLS.PeerCertificates) // expired since: say so as Verify does
+			}
+		} else {
+			err = c.verify(r.TLS.PeerCertificates)
+		}
+		if err != nil {
+			return nil, false, err
 		}
 	case len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0:
 		leaf = r.TLS.VerifiedChains[0][0]
@@ -97,6 +106,36 @@ func (c ClientCert) Authenticate(r *http.Request) (*User, bool, error) {
 	}
 	groups := append([]string(nil), leaf.Subject.Organization...)
 	return &User{Name: leaf.Subject.CommonName, Groups: withAuthenticated(groups)}, true, nil
+}
+
+func (c ClientCert) verify(certs []*x509.Certificate) error {
+	opts := x509.VerifyOptions{Roots: c.Roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if len(certs) > 1 {
+		opts.Intermediates = x509.NewCertPool()
+		for _, c := range certs[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return fmt.Errorf("verifying client certificate %q: %w", certs[0].Subject.CommonName, err)
+	}
+	return nil
+}
+
+type connVerificationKey struct{}
+
+// connVerification remembers one connection's certificate verification.
+type connVerification struct {
+	once sync.Once
+	err  error
+}
+
+// WithConnVerification returns a context for one connection's requests
+// (http.Server.ConnContext) under which ClientCert verifies the peer's
+// chain once, not on every request. A connection's certificates cannot
+// change after the handshake.
+func WithConnVerification(ctx context.Context) context.Context {
+	return context.WithValue(ctx, connVerificationKey{}, &connVerification{})
 }
 
 // Tokens authenticates bearer tokens from a fixed table.
