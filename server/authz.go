@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/informers"
@@ -25,10 +27,18 @@ const (
 	ModeRBAC        = "RBAC"
 )
 
-// authorizer builds the chain for the configured modes. system:masters is
-// always allowed first, as in kube-apiserver.
+// authorizer builds the chain for the configured modes, or from
+// --authorization-config. system:masters is always allowed first, as in
+// kube-apiserver.
 func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Authorizer, error) {
 	chain := auth.AuthorizerChain{auth.PrivilegedGroups{}}
+	if s.cfg.AuthorizationConfigFile != "" {
+		configured, err := s.configuredAuthorizers(factory)
+		if err != nil {
+			return nil, err
+		}
+		return append(chain, configured...), nil
+	}
 	modes := s.cfg.AuthorizationModes
 	if len(modes) == 0 {
 		modes = []string{ModeAlwaysAllow}
@@ -40,14 +50,11 @@ func (s *Server) authorizer(factory informers.SharedInformerFactory) (auth.Autho
 		case ModeAlwaysDeny:
 			chain = append(chain, auth.AlwaysDeny{})
 		case ModeRBAC:
-			rbac := factory.Rbac().V1()
-			s.authzSynced = append(s.authzSynced,
-				rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
-				rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced)
-			chain = append(chain, auth.NewRBAC(auth.RBACListers{
-				Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
-				ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
-			}))
+			rbac, err := s.rbacAuthorizer(factory)
+			if err != nil {
+				return nil, err
+			}
+			chain = append(chain, rbac)
 		case ModeWebhook:
 			hook, err := s.webhookAuthorizer()
 			if err != nil {
@@ -66,6 +73,23 @@ const (
 	decisionAnnotation = "authorization.k8s.io/decision"
 	reasonAnnotation   = "authorization.k8s.io/reason"
 )
+
+// rbacAuthorizer reads RBAC objects through informers; its binding index
+// is invalidated by the binding informers' events.
+func (s *Server) rbacAuthorizer(factory informers.SharedInformerFactory) (*auth.RBAC, error) {
+	rbac := factory.Rbac().V1()
+	s.authzSynced = append(s.authzSynced,
+		rbac.Roles().Informer().HasSynced, rbac.RoleBindings().Informer().HasSynced,
+		rbac.ClusterRoles().Informer().HasSynced, rbac.ClusterRoleBindings().Informer().HasSynced)
+	authz := auth.NewRBAC(auth.RBACListers{
+		Roles: rbac.Roles().Lister(), RoleBindings: rbac.RoleBindings().Lister(),
+		ClusterRoles: rbac.ClusterRoles().Lister(), ClusterRoleBindings: rbac.ClusterRoleBindings().Lister(),
+	})
+	if err := authz.InvalidateOn(rbac.RoleBindings().Informer(), rbac.ClusterRoleBindings().Informer()); err != nil {
+		return nil, err
+	}
+	return authz, nil
+}
 
 // withAuthorization refuses what the authorizer does not allow, with
 // kube-apiserver's 403 wording.
@@ -111,8 +135,29 @@ func attributesFor(r *http.Request) auth.Attributes {
 		a.ResourceRequest = true
 		a.APIGroup, a.APIVersion, a.Resource = info.APIGroup, info.APIVersion, info.Resource
 		a.Subresource, a.Namespace, a.Name = info.Subresource, info.Namespace, info.Name
+		if a.Name == "" && (a.Verb == "list" || a.Verb == "watch") {
+			a.Name = fieldSelectorName(r)
+		}
 	}
 	return a
+}
+
+// fieldSelectorName is the name a list or watch is limited to by a
+// fieldSelector of metadata.name=<name>: kube-apiserver authorizes such a
+// request with that name, so a rule with resourceNames allows it.
+func fieldSelectorName(r *http.Request) string {
+	fs := r.URL.Query().Get("fieldSelector")
+	if fs == "" {
+		return ""
+	}
+	sel, err := fields.ParseSelector(fs)
+	if err != nil {
+		return ""
+	}
+	if name, ok := sel.RequiresExactMatch("metadata.name"); ok && len(path.IsValidPathSegmentName(name)) == 0 {
+		return name
+	}
+	return ""
 }
 
 // registerReviews serves the review APIs (SubjectAccessReview, TokenReview,

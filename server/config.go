@@ -38,6 +38,17 @@ type Config struct {
 	// AlwaysAllow, AlwaysDeny); members of system:masters are always
 	// allowed. Empty means AlwaysAllow.
 	AuthorizationModes []string
+	// AuthorizationConfigFile is an AuthorizationConfiguration
+	// (apiserver.config.k8s.io/v1): an ordered chain of authorizers
+	// (RBAC, Webhook with its own connection, failure policy, caching and
+	// CEL matchConditions, AlwaysAllow, AlwaysDeny). Mutually exclusive
+	// with AuthorizationModes and the AuthorizationWebhook* fields.
+	AuthorizationConfigFile string
+	// AuthenticationConfigFile is an AuthenticationConfiguration
+	// (apiserver.config.k8s.io/v1): JWT issuers with claim mappings and
+	// validation rules, and anonymous access (by default only the health
+	// endpoints and issuer discovery are served anonymously).
+	AuthenticationConfigFile string
 
 	// EtcdServers switches storage from the embedded store to etcd.
 	EtcdServers                             []string

@@ -47,7 +47,7 @@ func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth
 	h = withAuthorization(h, authz)
 	h = withImpersonation(h, authz)
 	h = s.withAudit(h)
-	h = withAuthentication(h, authn, s.auditFailedAuthentication(unauthorized))
+	h = withAuthentication(h, authn, s.authnConfig, s.auditFailedAuthentication(unauthorized))
 	h = s.metrics.instrument(h)
 	h = withRequestDeadline(h, s.cfg.RequestTimeout)
 	h = s.withAuditID(h)
@@ -120,13 +120,16 @@ var unauthorized = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request)
 	handler.WriteError(w, r, apierrors.NewUnauthorized("Unauthorized"))
 })
 
-// withAuthentication serves the request as the user its credentials name;
-// failed answers requests whose credentials name no one.
-func withAuthentication(next http.Handler, authn auth.Authenticator, failed http.Handler) http.Handler {
+// withAuthentication identifies the caller; a request without
+// credentials is anonymous where anonymous access is allowed, else failed
+// answers it. Credentials presented and refused (a bearer token nothing
+// accepts, a certificate that does not verify) are failed also where
+// anonymous access is allowed, as in kube-apiserver.
+func withAuthentication(next http.Handler, authn auth.Authenticator, cfg authenticationConfig, failed http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, ok, _ := authn.Authenticate(r)
+		u, ok, err := authn.Authenticate(r)
 		if !ok {
-			if publicPath(r.URL.Path) || isIssuerDiscoveryPath(r.URL.Path) {
+			if err == nil && !auth.HasBearerToken(r) && cfg.anonymousAllowed(r) {
 				u = &auth.User{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 			} else {
 				failed.ServeHTTP(w, r)

@@ -51,6 +51,8 @@ type Server struct {
 	metrics  *metrics
 	saTokens *satoken.Config
 	audit    *auditing
+	// authnConfig is what --authentication-config says beyond tokens.
+	authnConfig authenticationConfig
 
 	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
@@ -161,7 +163,7 @@ func (s *Server) LoopbackConfig() *rest.Config {
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 func (s *Server) authenticator() (auth.Authenticator, error) {
-	chain := auth.Chain{auth.ClientCert{}, auth.Tokens{s.loopbackToken: {
+	chain := auth.Chain{auth.ClientCert{Roots: s.pki.ClientCAs}, auth.Tokens{s.loopbackToken: {
 		Name: "system:apiserver", UID: "trellis-loopback", Groups: []string{"system:masters", "system:authenticated"},
 	}}}
 	if s.cfg.TokenAuthFile != "" {
@@ -176,6 +178,20 @@ func (s *Server) authenticator() (auth.Authenticator, error) {
 		return nil, err
 	}
 	chain = append(chain, sa)
+	if s.cfg.AuthenticationConfigFile != "" {
+		cfg, err := loadAuthenticationConfig(s.cfg.AuthenticationConfigFile, s.saTokens.Issuers)
+		if err != nil {
+			return nil, err
+		}
+		s.authnConfig.anonymous = cfg.Anonymous
+		if len(cfg.JWT) > 0 {
+			jwt, err := s.jwtAuthenticators(cfg)
+			if err != nil {
+				return nil, err
+			}
+			chain = append(chain, jwt)
+		}
+	}
 	if s.cfg.AuthenticationTokenWebhookConfigFile != "" {
 		hook, err := s.webhookTokenAuthenticator()
 		if err != nil {
@@ -219,11 +235,16 @@ func (s *Server) Run(ctx context.Context) error {
 	chain := s.filters(root, authn, authz)
 
 	tlsCfg := s.pki.ServingTLSConfig()
+	// Request, do not verify, client certificates: the authenticator
+	// verifies them, so that one from an unknown CA is a 401, as in
+	// kube-apiserver, not a failed handshake.
+	tlsCfg.ClientAuth = tls.RequestClientCert
 	s.http = &http.Server{
 		Handler:           chain,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.stopCtx },
+		ConnContext:       func(ctx context.Context, _ net.Conn) context.Context { return auth.WithConnVerification(ctx) },
 		ErrorLog:          discardLogger(),
 	}
 	if err := pki.WriteKubeconfig(s.KubeconfigPath(), s.URL(), s.pki); err != nil {

@@ -32,6 +32,11 @@ func newServeCommand() *cobra.Command {
 		Short: "Run the API server (embedded store by default, etcd with --etcd-servers)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// --authorization-mode defaults to RBAC only when no
+			// --authorization-config replaces it.
+			if cfg.AuthorizationConfigFile != "" && !cmd.Flags().Changed("authorization-mode") {
+				cfg.AuthorizationModes = nil
+			}
 			return runServe(cmd.Context(), cfg)
 		},
 	}
@@ -49,6 +54,8 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", 0, "longest validity of a requested ServiceAccount token; longer requests are shortened (0: no cap)")
 	f.StringVar(&cfg.ServiceAccountJWKSURI, "service-account-jwks-uri", "", "jwks_uri in the issuer discovery document (default: https://<listen address>/openid/v1/jwks)")
 	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{"RBAC"}, "ordered authorizers: RBAC, Webhook, AlwaysAllow, AlwaysDeny (system:masters is always allowed)")
+	f.StringVar(&cfg.AuthorizationConfigFile, "authorization-config", "", "AuthorizationConfiguration file (apiserver.config.k8s.io/v1): an ordered chain of authorizers; excludes --authorization-mode and --authorization-webhook-*")
+	f.StringVar(&cfg.AuthenticationConfigFile, "authentication-config", "", "AuthenticationConfiguration file (apiserver.config.k8s.io/v1): JWT issuers and anonymous access")
 	f.StringVar(&cfg.AuthenticationTokenWebhookConfigFile, "authentication-token-webhook-config-file", "", "kubeconfig-format file naming a TokenReview service for bearer tokens nothing else recognises")
 	f.StringVar(&cfg.AuthenticationTokenWebhookVersion, "authentication-token-webhook-version", "v1beta1", "TokenReview version sent to the authentication webhook (v1 or v1beta1)")
 	f.DurationVar(&cfg.AuthenticationTokenWebhookCacheTTL, "authentication-token-webhook-cache-ttl", 2*time.Minute, "how long authentication webhook answers are cached")

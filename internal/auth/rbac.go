@@ -13,9 +13,13 @@ import (
 
 // RBAC authorizes by the Roles, ClusterRoles and their bindings, read from
 // informer caches. Rule resolution (which bindings apply to a user) is
-// upstream's; matching a rule against a request is below.
+// upstream's, run over the user's bindings from a subject index
+// (rbacindex.go); matching a rule against a request is below.
 type RBAC struct {
-	resolver *rbacregistryvalidation.DefaultRuleResolver
+	listers  RBACListers
+	getters  *rbacGetters                                // the listers, for the resolver
+	resolver *rbacregistryvalidation.DefaultRuleResolver // scans every binding
+	state    indexState
 }
 
 // RBACListers are the caches RBAC reads.
@@ -28,12 +32,9 @@ type RBACListers struct {
 
 // NewRBAC builds the authorizer.
 func NewRBAC(l RBACListers) *RBAC {
-	g := rbacGetters{l}
-	return &RBAC{resolver: rbacregistryvalidation.NewDefaultRuleResolver(g, g, g, g)}
+	g := &rbacGetters{l}
+	return &RBAC{listers: l, getters: g, resolver: rbacregistryvalidation.NewDefaultRuleResolver(g, g, g, g)}
 }
-
-// RuleResolver exposes the resolver, for escalation checks.
-func (r *RBAC) RuleResolver() *rbacregistryvalidation.DefaultRuleResolver { return r.resolver }
 
 func (r *RBAC) Authorize(ctx context.Context, a Attributes) (Decision, string, error) {
 	if a.User == nil {
@@ -42,7 +43,7 @@ func (r *RBAC) Authorize(ctx context.Context, a Attributes) (Decision, string, e
 	var reason string
 	var errs []string
 	allowed := false
-	r.resolver.VisitRulesFor(ctx, a.User, a.Namespace, func(source fmt.Stringer, rule *rbacv1.PolicyRule, err error) bool {
+	r.resolverFor(a.User, a.Namespace).VisitRulesFor(ctx, a.User, a.Namespace, func(source fmt.Stringer, rule *rbacv1.PolicyRule, err error) bool {
 		if rule != nil && RuleAllows(a, rule) {
 			allowed = true
 			reason = "RBAC: allowed by " + source.String()

@@ -120,7 +120,7 @@ func (AlwaysDeny) RulesFor(context.Context, user.Info, string) ([]authorizer.Res
 func (r *RBAC) RulesFor(ctx context.Context, u user.Info, namespace string) ([]authorizer.ResourceRuleInfo, []authorizer.NonResourceRuleInfo, bool, error) {
 	var res []authorizer.ResourceRuleInfo
 	var nonRes []authorizer.NonResourceRuleInfo
-	rules, err := r.resolver.RulesFor(ctx, u, namespace)
+	rules, err := r.resolverFor(u, namespace).RulesFor(ctx, u, namespace)
 	for _, p := range rules {
 		if len(p.Resources) > 0 {
 			res = append(res, &authorizer.DefaultResourceRuleInfo{
