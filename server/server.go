@@ -139,12 +139,16 @@ func (s *Server) AdminConfig() *rest.Config {
 }
 
 // LoopbackConfig returns the client config the in-process controllers use.
+// It asks for the loopback certificate by name, so it trusts the server
+// whatever serving certificate the user gave.
 func (s *Server) LoopbackConfig() *rest.Config {
 	return &rest.Config{
-		Host:            s.URL(),
-		BearerToken:     s.loopbackToken,
-		TLSClientConfig: rest.TLSClientConfig{CAData: s.pki.ServerCAPEM()},
-		QPS:             -1,
+		Host:        s.URL(),
+		BearerToken: s.loopbackToken,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: s.pki.LoopbackCAPEM(), ServerName: pki.LoopbackServerName,
+		},
+		QPS: -1,
 	}
 }
 
