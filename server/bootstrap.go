@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 )
 
 // systemNamespaces exist from the start, as in kube-apiserver.
@@ -30,6 +33,34 @@ func (s *Server) bootstrap(chain http.Handler) error {
 		if code != http.StatusCreated && code != http.StatusConflict {
 			return fmt.Errorf("create namespace %s: %d %s", ns, code, resp)
 		}
+	}
+	return s.bootstrapKubernetesService(chain)
+}
+
+// bootstrapKubernetesService creates the "kubernetes" Service in the
+// default namespace, as kube-apiserver does: the first address of the
+// service range, port 443 (https) to the secure port.
+func (s *Server) bootstrapKubernetesService(chain http.Handler) error {
+	_, cidr, err := net.ParseCIDR(s.cfg.ServiceClusterIPRange)
+	if err != nil {
+		return fmt.Errorf("service cluster IP range: %w", err)
+	}
+	ip := slices.Clone(cidr.IP)
+	ip[len(ip)-1]++
+	_, port, _ := net.SplitHostPort(s.Addr())
+	targetPort, _ := strconv.Atoi(port)
+	body, _ := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "kubernetes", "namespace": "default",
+			"labels": map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		"spec": map[string]any{
+			"type": "ClusterIP", "clusterIP": ip.String(), "sessionAffinity": "None",
+			"ports": []map[string]any{{"name": "https", "port": 443, "protocol": "TCP", "targetPort": targetPort}},
+		},
+	})
+	code, resp := s.loopbackDo(chain, http.MethodPost, "/api/v1/namespaces/default/services", body)
+	if code != http.StatusCreated && code != http.StatusConflict {
+		return fmt.Errorf("create service kubernetes: %d %s", code, resp)
 	}
 	return nil
 }

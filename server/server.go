@@ -102,6 +102,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.listener = ln
+	// Its loopback client needs the listener's address.
+	if err := s.podSubresources(); err != nil {
+		ln.Close()
+		s.closeStorage()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -38,7 +38,6 @@ type kubeAPIServerOptions struct {
 // pass and that Trellis accepts without acting on them; ENVTEST.md says why
 // each one makes no difference.
 var noEffectFlags = []struct{ name, usage string }{
-	{"service-cluster-ip-range", "accepted; Trellis does not allocate Service cluster IPs from a range"},
 	{"service-node-port-range", "accepted; Trellis does not allocate node ports"},
 	{"advertise-address", "accepted; Trellis publishes no kubernetes Service endpoints"},
 	{"disable-admission-plugins", "accepted; Trellis runs only the webhook and initializer admission plugins"},
@@ -128,6 +127,9 @@ would; without it, to an embedded store under --cert-dir.`,
 	f.IntVar(&o.cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 200, "concurrent mutating requests before 429")
 	f.DurationVar(&o.cfg.MinRequestTimeout, "min-request-timeout", 30*time.Minute, "shortest server-chosen watch duration")
 	f.DurationVar(&o.cfg.RequestTimeout, "request-timeout", time.Minute, "deadline of every request but watches")
+	f.StringVar(&o.cfg.ServiceClusterIPRange, "service-cluster-ip-range", "10.0.0.0/24", "CIDR whose first address the kubernetes Service gets (other Services get addresses of Trellis's own choosing)")
+	f.StringSliceVar(&o.cfg.DisabledControllers, "trellis-disabled-controllers", []string{"serviceaccount", "serviceaccount-token", "root-ca-cert-publisher"},
+		"Trellis's in-process controllers not to run; kube-apiserver runs none, but namespace deletion and ClusterRole aggregation are kept (see docs/ENVTEST.md)")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (accepted; Trellis logs little)")
 	for _, nf := range noEffectFlags {
 		o.noEffect[nf.name] = f.String(nf.name, "", nf.usage)

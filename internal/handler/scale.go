@@ -86,7 +86,14 @@ func (rc *reqCtx) scale() {
 			rc.fail(err)
 			return
 		}
-		if err := rc.writeOptions("PatchOptions"); err != nil {
+		// An apply to /scale names the fields it sets, replicas; it is
+		// served as a merge of the applied spec. Its managed fields are
+		// recorded as an update by the applier (kube-apiserver records an
+		// Apply on the parent's spec.replicas).
+		rc.applying = format == bodyApplyPatch
+		err = rc.writeOptions("PatchOptions")
+		rc.applying = false
+		if err != nil {
 			rc.fail(err)
 			return
 		}
@@ -104,6 +111,19 @@ func (rc *reqCtx) scale() {
 				patched, err = jsonpatch.MergePatch(original, patchBytes)
 			case bodyStrategicMergePatch:
 				patched, err = strategicpatch.StrategicMergePatch(original, patchBytes, &autoscalingv1.Scale{})
+			case bodyApplyPatch:
+				var applied struct {
+					Spec json.RawMessage `json:"spec,omitempty"`
+				}
+				var j []byte
+				if j, err = yaml.YAMLToJSON(patchBytes); err == nil {
+					err = json.Unmarshal(j, &applied)
+				}
+				if err == nil && applied.Spec != nil {
+					patched, err = jsonpatch.MergePatch(original, []byte(`{"spec":`+string(applied.Spec)+`}`))
+				} else if err == nil {
+					patched = original
+				}
 			default:
 				return nil, unsupportedMediaType("application/apply-patch+yaml", true)
 			}
