@@ -54,7 +54,7 @@ func (s *Server) bootstrapKubernetesService(chain http.Handler) error {
 		"metadata": map[string]any{"name": "kubernetes", "namespace": "default",
 			"labels": map[string]string{"component": "apiserver", "provider": "kubernetes"}},
 		"spec": map[string]any{
-			"type": "ClusterIP", "clusterIP": ip.String(), "sessionAffinity": "None",
+			"type": "ClusterIP", "clusterIP": ip.String(), "clusterIPs": []string{ip.String()}, "sessionAffinity": "None",
 			"ports": []map[string]any{{"name": "https", "port": 443, "protocol": "TCP", "targetPort": targetPort}},
 		},
 	})
