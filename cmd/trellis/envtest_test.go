@@ -18,7 +18,7 @@ import (
 // buildAssets fills a KUBEBUILDER_ASSETS directory: this command, built and
 // linked as kube-apiserver, and an etcd (TEST_ASSET_ETCD, or built from the
 // etcd server module, which envtest insists on starting).
-func buildAssets(t *testing.T) string {
+func buildAssets(t testing.TB) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -102,5 +102,27 @@ func TestEnvtestStartsTrellisAsKubeAPIServer(t *testing.T) {
 	err = uc.Get(ctx, client.ObjectKey{Name: "default"}, &corev1.Namespace{})
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("unprivileged user reading a namespace: got %v, want Forbidden", err)
+	}
+}
+
+// BenchmarkEnvtestStart measures start-to-ready as envtest sees it:
+// Environment.Start (etcd, then trellis as kube-apiserver until its
+// /healthz answers, then the default namespace) and, separately, Stop.
+//
+//	go test -run '^$' -bench EnvtestStart -benchtime 5x ./cmd/trellis
+func BenchmarkEnvtestStart(b *testing.B) {
+	assets := buildAssets(b)
+	b.Setenv("KUBEBUILDER_ASSETS", assets)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		env := &envtest.Environment{BinaryAssetsDirectory: assets}
+		if _, err := env.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := env.Stop(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }
