@@ -51,6 +51,11 @@ func startAdmissionHook(t testing.TB, answer func(r *http.Request, req *admissio
 }
 
 func (h *admissionHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// As controller-runtime's webhook server, which refuses anything else.
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		http.Error(w, "contentType="+ct+", expected application/json", http.StatusBadRequest)
+		return
+	}
 	var review admissionv1.AdmissionReview
 	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
 		http.Error(w, "bad review", http.StatusBadRequest)
