@@ -67,6 +67,11 @@ func startAdmissionHookOn(t testing.TB, ln net.Listener, answer func(r *http.Req
 }
 
 func (h *admissionHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// As controller-runtime's webhook server, which refuses anything else.
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		http.Error(w, "contentType="+ct+", expected application/json", http.StatusBadRequest)
+		return
+	}
 	var review admissionv1.AdmissionReview
 	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
 		http.Error(w, "bad review", http.StatusBadRequest)

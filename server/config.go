@@ -109,6 +109,16 @@ type Config struct {
 	// DisableControllers skips the in-process controllers (namespace
 	// lifecycle); tests of raw API behaviour use it.
 	DisableControllers bool
+	// DisabledControllers names in-process controllers not to run:
+	// "serviceaccount" (a default ServiceAccount per namespace),
+	// "serviceaccount-token" (legacy token Secrets), "root-ca-cert-publisher"
+	// (kube-root-ca.crt ConfigMaps), "namespace", "clusterrole-aggregation".
+	// They are kube-controller-manager's in Kubernetes.
+	DisabledControllers []string
+	// ServiceClusterIPRange is the CIDR whose first address the
+	// "kubernetes" Service in the default namespace gets (default
+	// 10.96.0.0/12, so 10.96.0.1).
+	ServiceClusterIPRange string
 }
 
 func (c *Config) defaults() {
@@ -129,6 +139,9 @@ func (c *Config) defaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.ServiceClusterIPRange == "" {
+		c.ServiceClusterIPRange = "10.96.0.0/12"
 	}
 	if c.EtcdDialTimeout == 0 {
 		c.EtcdDialTimeout = 5 * time.Second

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log"
+	"slices"
 	"sync"
 
 	"k8s.io/kube-openapi/pkg/validation/spec"
@@ -69,53 +70,56 @@ func (s *Server) startControllers() {
 	}()
 	s.crdsServed = crdc.Initialized()
 
-	agg := clusterroleaggregation.New(client)
-	s.controllers.Add(1)
-	go func() {
-		defer s.controllers.Done()
-		agg.Run(s.stopCtx)
-	}()
+	if s.controllerEnabled("clusterrole-aggregation") {
+		agg := clusterroleaggregation.New(client)
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			agg.Run(s.stopCtx)
+		}()
+	}
 
-	vapStatus := policystatus.New(client, policyTypeChecker(client))
-	s.controllers.Add(1)
-	go func() {
-		defer s.controllers.Done()
-		vapStatus.Run(s.stopCtx)
-	}()
+	// kube-controller-manager's in upstream; envtest runs none.
+	if s.controllerEnabled("validatingadmissionpolicy-status") {
+		vapStatus := policystatus.New(client, policyTypeChecker(client))
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			vapStatus.Run(s.stopCtx)
+		}()
+	}
 
+	// kube-apiserver's own post-start work.
 	s.controllers.Add(1)
 	go func() {
 		defer s.controllers.Done()
 		ensureFlowControlDefaults(s.stopCtx, client)
 	}()
 
-	nsc := namespace.New(client, dyn, s.namespacedResources)
-	s.controllers.Add(1)
-	go func() {
-		defer s.controllers.Done()
-		nsc.Run(s.stopCtx)
-	}()
-
-	sac := serviceaccount.New(client)
-	s.controllers.Add(1)
-	go func() {
-		defer s.controllers.Done()
-		sac.Run(s.stopCtx)
-	}()
-	if sign, err := s.saTokens.LegacyTokens(); err != nil {
-		log.Printf("controllers: service account token controller: %v", err)
-	} else {
-		tokens := serviceaccount.NewTokens(client, serviceaccount.SignFunc(sign), s.pki.ServerCAPEM())
+	if s.controllerEnabled("namespace") {
+		nsc := namespace.New(client, dyn, s.namespacedResources)
 		s.controllers.Add(1)
 		go func() {
 			defer s.controllers.Done()
-			tokens.Run(s.stopCtx)
+			nsc.Run(s.stopCtx)
 		}()
+	}
+
+	if s.controllerEnabled("serviceaccount") {
+		sac := serviceaccount.New(client)
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			sac.Run(s.stopCtx)
+		}()
+	}
+	if s.controllerEnabled("serviceaccount-token") {
+		s.startTokenController(client)
 	}
 	// Without a CA of its own (a serving certificate from the system
 	// roots) there is nothing to publish, as kube-controller-manager
 	// without --root-ca-file.
-	if ca := s.pki.ServerCAPEM(); ca != nil {
+	if ca := s.pki.ServerCAPEM(); ca != nil && s.controllerEnabled("root-ca-cert-publisher") {
 		pub := serviceaccount.NewRootCAPublisher(client, ca)
 		s.controllers.Add(1)
 		go func() {
@@ -162,4 +166,22 @@ type lazySchemas struct {
 func (l *lazySchemas) ResolveSchema(gvk schema.GroupVersionKind) (*spec.Schema, error) {
 	l.once.Do(func() { l.resolver = l.load() })
 	return l.resolver.ResolveSchema(gvk)
+}
+
+func (s *Server) controllerEnabled(name string) bool {
+	return !slices.Contains(s.cfg.DisabledControllers, name)
+}
+
+// startTokenController fills legacy service-account token Secrets.
+func (s *Server) startTokenController(client kubernetes.Interface) {
+	if sign, err := s.saTokens.LegacyTokens(); err != nil {
+		log.Printf("controllers: service account token controller: %v", err)
+	} else {
+		tokens := serviceaccount.NewTokens(client, serviceaccount.SignFunc(sign), s.pki.ServerCAPEM())
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			tokens.Run(s.stopCtx)
+		}()
+	}
 }

@@ -6,30 +6,33 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 )
 
-// kubernetesServiceIP is the cluster IP of default/kubernetes: the first
-// address of the service range (10.96.0.0/16 here), as upstream.
-const kubernetesServiceIP = "10.96.0.1"
-
 // ensureKubernetesService keeps default/kubernetes and its Endpoints and
-// EndpointSlice pointing at this server, as kube-apiserver's
+// EndpointSlice (when there is a non-loopback address) pointing at this
+// server, as kube-apiserver's
 // kubernetesservice controller and endpoints reconciler do: created if
 // missing, endpoints rewritten when the address or port changed. The
 // three writes run in parallel; a restart with nothing changed writes
 // nothing.
 func (s *Server) ensureKubernetesService(chain http.Handler) error {
-	ip, port := s.advertiseAddress()
-	if ip == "" {
-		return nil // no non-loopback address: Endpoints may not name loopback
+	// The cluster IP is the first address of the service range, as
+	// upstream (10.96.0.1 by default).
+	_, cidr, err := net.ParseCIDR(s.cfg.ServiceClusterIPRange)
+	if err != nil {
+		return fmt.Errorf("service cluster IP range: %w", err)
 	}
+	clusterIP := slices.Clone(cidr.IP)
+	clusterIP[len(clusterIP)-1]++
+	ip, port := s.advertiseAddress()
 	service := map[string]any{
 		"apiVersion": "v1", "kind": "Service",
 		"metadata": map[string]any{"name": "kubernetes", "namespace": "default",
 			"labels": map[string]any{"provider": "kubernetes", "component": "apiserver"}},
 		"spec": map[string]any{
-			"type": "ClusterIP", "clusterIP": kubernetesServiceIP, "sessionAffinity": "None", "ipFamilyPolicy": "SingleStack",
+			"type": "ClusterIP", "clusterIP": clusterIP.String(), "sessionAffinity": "None", "ipFamilyPolicy": "SingleStack",
 			"ports": []any{map[string]any{"name": "https", "protocol": "TCP", "port": 443, "targetPort": port}},
 		},
 	}
@@ -50,14 +53,16 @@ func (s *Server) ensureKubernetesService(chain http.Handler) error {
 		"endpoints":   []any{map[string]any{"addresses": []any{ip}, "conditions": map[string]any{"ready": true}}},
 		"ports":       []any{map[string]any{"name": "https", "port": port, "protocol": "TCP"}},
 	}
-	writes := []struct {
+	type write struct {
 		collection string
 		obj        map[string]any
 		replace    bool // rewrite when it differs (endpoints follow the server)
-	}{
-		{"/api/v1/namespaces/default/services", service, false},
-		{"/api/v1/namespaces/default/endpoints", endpoints, true},
-		{"/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", slice, true},
+	}
+	writes := []write{{"/api/v1/namespaces/default/services", service, false}}
+	if ip != "" { // Endpoints may not name loopback addresses
+		writes = append(writes,
+			write{"/api/v1/namespaces/default/endpoints", endpoints, true},
+			write{"/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", slice, true})
 	}
 	errs := make([]error, len(writes))
 	var wg sync.WaitGroup

@@ -112,6 +112,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.listener = ln
+	// Its loopback client needs the listener's address.
+	if err := s.podSubresources(); err != nil {
+		ln.Close()
+		s.closeStorage()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -149,12 +155,16 @@ func (s *Server) AdminConfig() *rest.Config {
 }
 
 // LoopbackConfig returns the client config the in-process controllers use.
+// It asks for the loopback certificate by name, so it trusts the server
+// whatever serving certificate the user gave.
 func (s *Server) LoopbackConfig() *rest.Config {
 	return &rest.Config{
-		Host:            s.URL(),
-		BearerToken:     s.loopbackToken,
-		TLSClientConfig: rest.TLSClientConfig{CAData: s.pki.ServerCAPEM()},
-		QPS:             -1,
+		Host:        s.URL(),
+		BearerToken: s.loopbackToken,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: s.pki.LoopbackCAPEM(), ServerName: pki.LoopbackServerName,
+		},
+		QPS: -1,
 	}
 }
 

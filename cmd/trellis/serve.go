@@ -22,6 +22,14 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand())
+	root.AddCommand(&cobra.Command{
+		Use:                KubeAPIServerName + " [kube-apiserver flags]",
+		Short:              "Run as kube-apiserver (what a binary named kube-apiserver does); see docs/ENVTEST.md",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runKubeAPIServer(args, os.Stderr)
+		},
+	})
 	return root
 }
 

@@ -132,3 +132,29 @@ func skipValue(raw []byte, i int) int {
 	}
 	return -1
 }
+
+// withoutTypeMeta returns a copy of a compact JSON object without its
+// top-level "kind" and "apiVersion" members. kube-apiserver's lists of
+// built-in kinds carry the type only on the list, not on each item; typed
+// clients compare items with objects whose TypeMeta is empty.
+func withoutTypeMeta(raw []byte) []byte {
+	out := raw
+	for _, key := range []string{"apiVersion", "kind"} {
+		vs, ve, ok := topLevelValue(out, key, '"')
+		prefix := `"` + key + `":`
+		ks := vs - len(prefix)
+		if !ok || ks < 1 || string(out[ks:vs]) != prefix {
+			continue
+		}
+		switch {
+		case ve < len(out) && out[ve] == ',':
+			ve++
+		case out[ks-1] == ',':
+			ks--
+		}
+		cut := make([]byte, 0, len(out)-(ve-ks))
+		cut = append(append(cut, out[:ks]...), out[ve:]...)
+		out = cut
+	}
+	return out
+}

@@ -26,3 +26,22 @@ func TestSetResourceVersion(t *testing.T) {
 		t.Errorf("no metadata: got %s, want nil", got)
 	}
 }
+
+func TestWithoutTypeMetaDropsOnlyTopLevelKindAndAPIVersion(t *testing.T) {
+	cases := map[string]string{
+		`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a"}}`:                    `{"metadata":{"name":"a"}}`,
+		`{"metadata":{"name":"a"},"kind":"Pod","apiVersion":"v1"}`:                    `{"metadata":{"name":"a"}}`,
+		`{"kind":"Pod","apiVersion":"v1"}`:                                            `{}`,
+		`{"metadata":{"name":"a","kind":"x"},"spec":{"apiVersion":"y"},"kind":"Pod"}`: `{"metadata":{"name":"a","kind":"x"},"spec":{"apiVersion":"y"}}`,
+		`{"metadata":{}}`: `{"metadata":{}}`,
+	}
+	for in, want := range cases {
+		raw := []byte(in)
+		if got := string(withoutTypeMeta(raw)); got != want {
+			t.Errorf("withoutTypeMeta(%s) = %s, want %s", in, got, want)
+		}
+		if string(raw) != in {
+			t.Errorf("withoutTypeMeta modified its input: %s", raw)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"net/http"
 	"strconv"
 	"strings"
@@ -314,7 +315,7 @@ func (rc *reqCtx) list() {
 				items = nil
 				break
 			}
-			items[i] = kv.Value
+			items[i] = rc.listItem(kv.Value)
 		}
 		if items != nil {
 			writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
@@ -373,7 +374,7 @@ func (rc *reqCtx) writeList(out output, lm metav1.ListMeta, objs []runtime.Objec
 				rc.fail(err)
 				return
 			}
-			items[i] = raw
+			items[i] = rc.listItem(raw)
 		}
 		writeList(rc.w, out, rc.d.ListKind, rc.d.GroupVersion().String(), lm, items)
 	}
@@ -424,4 +425,14 @@ func fieldsForName(name string, sel fields.Selector) (fields.Selector, error) {
 		return byName, nil
 	}
 	return fields.AndSelectors(sel, byName), nil
+}
+
+// listItem is how one object appears in a JSON list: without kind and
+// apiVersion for built-in kinds (typed objects), as kube-apiserver writes
+// them; custom resources keep theirs.
+func (rc *reqCtx) listItem(raw []byte) []byte {
+	if _, custom := rc.d.Strategy.New().(*unstructured.Unstructured); custom {
+		return raw
+	}
+	return withoutTypeMeta(raw)
 }

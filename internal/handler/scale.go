@@ -110,7 +110,14 @@ func (rc *reqCtx) scale() {
 			rc.fail(err)
 			return
 		}
-		if err := rc.writeOptions("PatchOptions"); err != nil {
+		// An apply to /scale names the fields it sets, replicas; it is
+		// served as a merge of the applied spec. Its managed fields are
+		// recorded as an update by the applier (kube-apiserver records an
+		// Apply on the parent's spec.replicas).
+		rc.applying = format == bodyApplyPatch
+		err = rc.writeOptions("PatchOptions")
+		rc.applying = false
+		if err != nil {
 			rc.fail(err)
 			return
 		}

@@ -65,7 +65,10 @@ func (rc *reqCtx) createSubresource(c *resource.SubresourceCreater) {
 		rc.fail(err)
 		return
 	}
-	out.GetObjectKind().SetGroupVersionKind(c.Kind)
+	// A creater may answer with a Status (pods/eviction) instead of Kind.
+	if out.GetObjectKind().GroupVersionKind().Empty() {
+		out.GetObjectKind().SetGroupVersionKind(c.Kind)
+	}
 	o, _ := rc.negotiate(false)
 	writeObject(rc.w, rc.r, http.StatusCreated, output{yaml: o.yaml}, out)
 }

@@ -206,7 +206,8 @@ func (rc *reqCtx) create() {
 		rc.fail(err)
 		return
 	}
-	if m.GetResourceVersion() != "" {
+	// As kube-apiserver's storage, which a dry run never reaches.
+	if m.GetResourceVersion() != "" && !dryRun {
 		rc.fail(apierrors.NewInternalError(errors.New("resourceVersion should not be set on objects to be created")))
 		return
 	}
@@ -446,9 +447,11 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		keepServerFields(m)
 		rc.d.Strategy.Default(obj)
 		rc.recordManagedFields(old, obj)
-		if rc.info.Subresource == "status" {
+		if _, custom := obj.(*unstructured.Unstructured); custom && rc.info.Subresource == "status" {
 			// A status write changes status only: metadata stays as stored
-			// (but for the managed fields just recorded).
+			// (but for the managed fields just recorded). Built-in kinds'
+			// status strategies decide for themselves in PrepareForUpdate:
+			// a Deployment's keeps labels but takes new annotations.
 			metav1.ResetObjectMetaForStatus(m, oldMeta)
 		}
 		if obj, err = rc.admit(admission.Update, obj, old); err != nil {

@@ -70,6 +70,15 @@ func servingTemplate(host string) *x509.Certificate {
 	return t
 }
 
+func loopbackTemplate() *x509.Certificate {
+	return &x509.Certificate{
+		Subject:     pkix.Name{CommonName: LoopbackServerName},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{LoopbackServerName},
+	}
+}
+
 func adminTemplate() *x509.Certificate {
 	return &x509.Certificate{
 		Subject:     pkix.Name{CommonName: AdminUser, Organization: []string{AdminGroup}},

@@ -64,3 +64,7 @@ func (b *Bundle) AdminPEM() (certPEM, keyPEM []byte, err error) {
 // ServerCAPEM is the CA clients should trust for the serving certificate
 // (nil means the system roots).
 func (b *Bundle) ServerCAPEM() []byte { return b.serverCAPEM() }
+
+// LoopbackCAPEM is the CA that verifies the Loopback certificate, for
+// clients that set LoopbackServerName as their TLS server name.
+func (b *Bundle) LoopbackCAPEM() []byte { return encodeCert(b.CA.Raw) }

@@ -43,15 +43,24 @@ const (
 
 // File names inside the PKI directory.
 const (
-	CACertFile      = "ca.crt"
-	CAKeyFile       = "ca.key"
-	ServingCertFile = "serving.crt"
-	ServingKeyFile  = "serving.key"
-	AdminCertFile   = "admin.crt"
-	AdminKeyFile    = "admin.key"
-	SAKeyFile       = "sa.key"
-	SAPubFile       = "sa.pub"
+	CACertFile       = "ca.crt"
+	CAKeyFile        = "ca.key"
+	ServingCertFile  = "serving.crt"
+	ServingKeyFile   = "serving.key"
+	AdminCertFile    = "admin.crt"
+	AdminKeyFile     = "admin.key"
+	LoopbackCertFile = "loopback.crt"
+	LoopbackKeyFile  = "loopback.key"
+	SAKeyFile        = "sa.key"
+	SAPubFile        = "sa.pub"
 )
+
+// LoopbackServerName is the TLS server name the server's own clients (its
+// controllers and informers) ask for; the server answers it with the
+// Loopback certificate, which the generated CA signs, so they connect
+// whatever serving certificate the user supplied. kube-apiserver uses the
+// same name for the same purpose.
+const LoopbackServerName = "apiserver-loopback-client"
 
 // Options adjusts what EnsureDevPKI generates or loads.
 type Options struct {
@@ -83,6 +92,7 @@ type Paths struct {
 	ServingCert, ServingKey              string
 	ClientCA                             string
 	AdminCert, AdminKey                  string
+	LoopbackCert, LoopbackKey            string
 	ServiceAccountKey, ServiceAccountPub string
 }
 
@@ -106,6 +116,10 @@ type Bundle struct {
 	// Admin is the CN=trellis-admin, O=system:masters client certificate;
 	// Admin.Leaf is set.
 	Admin tls.Certificate
+
+	// Loopback is the certificate served to clients that ask for
+	// LoopbackServerName; the generated CA signs it.
+	Loopback tls.Certificate
 
 	// ServiceAccountKey signs service-account tokens; sa.pub holds its
 	// public half for verifiers.
@@ -136,6 +150,8 @@ func EnsureDevPKI(dir string, opts Options) (*Bundle, error) {
 		ClientCA:          filepath.Join(dir, CACertFile),
 		AdminCert:         filepath.Join(dir, AdminCertFile),
 		AdminKey:          filepath.Join(dir, AdminKeyFile),
+		LoopbackCert:      filepath.Join(dir, LoopbackCertFile),
+		LoopbackKey:       filepath.Join(dir, LoopbackKeyFile),
 		ServiceAccountKey: filepath.Join(dir, SAKeyFile),
 		ServiceAccountPub: filepath.Join(dir, SAPubFile),
 	}}
@@ -179,20 +195,29 @@ func EnsureDevPKI(dir string, opts Options) (*Bundle, error) {
 	if b.ServiceAccountKey, err = ensureServiceAccountKey(p.ServiceAccountKey, p.ServiceAccountPub); err != nil {
 		return nil, err
 	}
+	if b.Loopback, err = ensureLeaf(p.LoopbackCert, p.LoopbackKey, ca, loopbackTemplate(), now); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
 // ServingTLSConfig returns a fresh server-side TLS config: the serving
-// certificate, client certificates verified against ClientCAs when offered
+// certificate (the Loopback one for clients asking for LoopbackServerName), client certificates verified against ClientCAs when offered
 // (VerifyClientCertIfGiven, so token and anonymous clients still connect, as
 // with kube-apiserver), TLS 1.2 or newer, and ALPN for h2 and http/1.1.
 func (b *Bundle) ServingTLSConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{b.Serving},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    b.ClientCAs,
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if hello.ServerName == LoopbackServerName {
+				return &b.Loopback, nil
+			}
+			return &b.Serving, nil
+		},
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  b.ClientCAs,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
 	}
 }
 

@@ -572,3 +572,31 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	}
 	return m
 }
+
+// The server's own clients ask for LoopbackServerName and must trust what
+// they get even when the user's serving certificate comes from a CA they
+// do not know.
+func TestLoopbackServerNameGetsTheLoopbackCertificate(t *testing.T) {
+	user := mustEnsure(t, seededDir(t), pki.Options{Host: "user.example.test"})
+	b := mustEnsure(t, t.TempDir(), pki.Options{CertFile: user.Paths.ServingCert, KeyFile: user.Paths.ServingKey})
+	ts, _ := startWhoami(t, b)
+
+	dial := func(serverName string, caPEM []byte) error {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(ts.URL, "https://"), &tls.Config{RootCAs: pool, ServerName: serverName})
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := dial(pki.LoopbackServerName, b.LoopbackCAPEM()); err != nil {
+		t.Errorf("loopback client: %v", err)
+	}
+	if err := dial("user.example.test", user.ServerCAPEM()); err != nil {
+		t.Errorf("client of the user's serving certificate: %v", err)
+	}
+	if err := dial("user.example.test", b.LoopbackCAPEM()); err == nil {
+		t.Error("the loopback CA verified the user's serving certificate; the test cannot tell which was served")
+	}
+}

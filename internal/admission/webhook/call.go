@@ -109,7 +109,9 @@ func (d *Dispatcher) post(ctx context.Context, inv *invocation, a *admission.Att
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	req := client.Post().Body(body)
+	// client-go sets Content-Type only for object bodies; webhook servers
+	// (controller-runtime's among them) refuse a review without it.
+	req := client.Post().SetHeader("Content-Type", runtime.ContentTypeJSON).Body(body)
 	if deadline, ok := ctx.Deadline(); ok {
 		// Tell the webhook how long it has, in whole seconds, rounded up.
 		if left := time.Until(deadline); left > 0 {

@@ -480,10 +480,13 @@ func toKV(kv *mvccpb.KeyValue) store.KV {
 
 // RequestProgress asks etcd to send a progress notification on every watch
 // of this client that asked for them, so a watch cache learns the current
-// revision without a write to its own prefix.
+// revision without a write to its own prefix. The client multiplexes
+// watches onto gRPC streams keyed by the context's metadata: the request
+// must carry the same metadata as Watch's contexts (RequireLeader), or it
+// goes to a stream with no watches and nothing is notified.
 func (s *Store) RequestProgress(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return s.client.RequestProgress(ctx)
+	return s.client.RequestProgress(clientv3.WithRequireLeader(ctx))
 }
