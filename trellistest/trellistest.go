@@ -26,11 +26,24 @@ import (
 	"github.com/trellis-project/trellis/server"
 )
 
-// Option adjusts the server configuration.
-type Option func(*server.Config)
+// Option adjusts how the server is started.
+type Option func(*options)
+
+type options struct {
+	cfg      server.Config
+	crdPaths []string
+}
 
 // WithConfig edits the server configuration before start.
-func WithConfig(f func(*server.Config)) Option { return Option(f) }
+func WithConfig(f func(*server.Config)) Option { return func(o *options) { f(&o.cfg) } }
+
+// WithCRDs installs the CustomResourceDefinitions found in paths (YAML or
+// JSON files, or folders of them, several documents per file allowed)
+// and waits until each is Established before Start returns, as envtest's
+// CRDInstallOptions do.
+func WithCRDs(paths ...string) Option {
+	return func(o *options) { o.crdPaths = append(o.crdPaths, paths...) }
+}
 
 // Server is a running test server.
 type Server struct {
@@ -47,14 +60,14 @@ func Start(t testing.TB, opts ...Option) *rest.Config {
 // StartServer is Start that also returns the server.
 func StartServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}
-	if err := copySharedPKI(filepath.Join(cfg.DataDir, "pki")); err != nil {
+	o := options{cfg: server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}}
+	if err := copySharedPKI(filepath.Join(o.cfg.DataDir, "pki")); err != nil {
 		t.Fatalf("trellistest: %v", err)
 	}
-	for _, o := range opts {
-		o(&cfg)
+	for _, opt := range opts {
+		opt(&o)
 	}
-	srv, err := server.New(cfg)
+	srv, err := server.New(o.cfg)
 	if err != nil {
 		t.Fatalf("trellistest: %v", err)
 	}
@@ -73,7 +86,13 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 			t.Errorf("trellistest: server shutdown: %v", err)
 		}
 	})
-	return &Server{Server: srv, Config: srv.AdminConfig()}
+	ts := &Server{Server: srv, Config: srv.AdminConfig()}
+	if len(o.crdPaths) > 0 {
+		if err := installCRDs(ts.Config, o.crdPaths); err != nil {
+			t.Fatalf("trellistest: %v", err)
+		}
+	}
+	return ts
 }
 
 // Generating and fsyncing certificates is most of a server's start-up;

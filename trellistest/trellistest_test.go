@@ -3,11 +3,16 @@ package trellistest_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/trellis-project/trellis/trellistest"
@@ -56,5 +61,43 @@ func TestFiftyServersInOneProcess(t *testing.T) {
 		if len(names) != 1 || names[0] != fmt.Sprintf("only-in-%d", i) {
 			t.Fatalf("server %d sees %v: its data is not its own", i, names)
 		}
+	}
+}
+
+// CRDs from a folder are installed and Established before Start returns.
+func TestWithCRDs(t *testing.T) {
+	dir := t.TempDir()
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo, listKind: GizmoList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: not-a-crd}
+`
+	if err := os.WriteFile(filepath.Join(dir, "gizmos.yaml"), []byte(crd), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := trellistest.Start(t, trellistest.WithCRDs(dir))
+	gizmos := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gizmos"}).Namespace("default")
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": map[string]any{"name": "g"}, "spec": map[string]any{"size": int64(2)},
+	}}
+	if _, err := gizmos.Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create right after Start: %v", err)
 	}
 }
