@@ -52,6 +52,9 @@ const (
 	DefaultWatcherBuffer    = 1000
 	DefaultProgressInterval = 2 * time.Second
 	DefaultWaitTimeout      = 3 * time.Second
+	// DefaultConsistentReadWait bounds how long a consistent list waits
+	// for the backend's progress before reading through to it instead.
+	DefaultConsistentReadWait = 250 * time.Millisecond
 )
 
 const (
@@ -118,6 +121,14 @@ type Options struct {
 	// WaitTimeout bounds how long a read waits for the cache to become ready
 	// or to reach a revision (default DefaultWaitTimeout, kube-apiserver's).
 	WaitTimeout time.Duration
+	// ConsistentReadWait bounds how long a consistent list (no
+	// resourceVersion) waits for the cache to catch up with the backend
+	// before it reads through to the backend, which is just as consistent
+	// (default DefaultConsistentReadWait). etcd withholds the progress
+	// notification the cache asks for while any watch on the stream is
+	// still catching up, so the wait can otherwise last until the next
+	// write to the prefix.
+	ConsistentReadWait time.Duration
 	// SharedValues skips copying values handed out by List and GetCached:
 	// they are then the cache's own and must not be modified. By default
 	// each list copies them, as the store contract requires. Watch event
@@ -134,6 +145,9 @@ func (o *Options) defaults() {
 	}
 	if o.ProgressInterval == 0 {
 		o.ProgressInterval = DefaultProgressInterval
+	}
+	if o.ConsistentReadWait <= 0 {
+		o.ConsistentReadWait = DefaultConsistentReadWait
 	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = DefaultWaitTimeout

@@ -22,6 +22,11 @@ var errWaitTimeout = errors.New("wait timed out")
 // every progressRetry, so that the cache's revision advances even when no
 // write touches its prefix.
 func (c *Cache) waitLocked(ctx context.Context, cond func() bool, askProgress bool) error {
+	return c.waitLockedFor(ctx, cond, askProgress, c.opts.WaitTimeout)
+}
+
+// waitLockedFor is waitLocked with its own timeout.
+func (c *Cache) waitLockedFor(ctx context.Context, cond func() bool, askProgress bool, timeout time.Duration) error {
 	var deadline <-chan time.Time
 	var retry <-chan time.Time
 	for {
@@ -36,7 +41,7 @@ func (c *Cache) waitLocked(ctx context.Context, cond func() bool, askProgress bo
 		ch := c.changedLocked()
 		c.mu.Unlock()
 		if deadline == nil {
-			t := time.NewTimer(c.opts.WaitTimeout)
+			t := time.NewTimer(timeout)
 			defer t.Stop()
 			deadline = t.C
 			if askProgress && c.progress != nil {
@@ -191,7 +196,7 @@ func (c *Cache) List(ctx context.Context, prefix string, opts store.ListOptions)
 		if err != nil {
 			return store.ListResult{}, err
 		}
-		err = c.waitLocked(ctx, func() bool { return c.ready && c.rev >= cur }, cur > c.written.Load())
+		err = c.waitLockedFor(ctx, func() bool { return c.ready && c.rev >= cur }, cur > c.written.Load(), c.opts.ConsistentReadWait)
 		if errors.Is(err, errWaitTimeout) {
 			// kube-apiserver falls back to etcd here too: slower, still
 			// consistent.
