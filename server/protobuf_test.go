@@ -75,12 +75,16 @@ func TestProtobufOnlyClients(t *testing.T) {
 	}
 
 	// The wire: protobuf only when JSON is not acceptable.
-	raw := kubernetes.NewForConfigOrDie(cfg).CoreV1().RESTClient()
+	jsonClient := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := jsonClient.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "wire"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw := jsonClient.CoreV1().RESTClient()
 	for accept, want := range map[string]string{
 		"application/vnd.kubernetes.protobuf":                   "application/vnd.kubernetes.protobuf",
 		"application/vnd.kubernetes.protobuf, application/json": "application/json",
 	} {
-		res := raw.Get().AbsPath("/api/v1/namespaces/default/configmaps/kube-root-ca.crt").SetHeader("Accept", accept).Do(ctx)
+		res := raw.Get().AbsPath("/api/v1/namespaces/default/configmaps/wire").SetHeader("Accept", accept).Do(ctx)
 		var ct string
 		res.ContentType(&ct)
 		if err := res.Error(); err != nil || ct != want {
