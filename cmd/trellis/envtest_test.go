@@ -22,7 +22,7 @@ func buildAssets(t testing.TB) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go tool to build the binaries with")
+		t.Fatalf("the go tool builds the binaries envtest starts: %v", err)
 	}
 	dir := t.TempDir()
 	build := func(out, pkg string) {
@@ -51,7 +51,7 @@ func buildAssets(t testing.TB) string {
 // default namespace, and the flags it passes taking effect.
 func TestEnvtestStartsTrellisAsKubeAPIServer(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds trellis and etcd binaries")
+		t.Skip("-short: builds the trellis and etcd binaries and starts envtest (about a minute); CI runs it")
 	}
 	assets := buildAssets(t)
 	t.Setenv("KUBEBUILDER_ASSETS", assets)

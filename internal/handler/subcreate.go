@@ -3,7 +3,6 @@ package handler
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -117,19 +116,8 @@ func (rc *reqCtx) decodeKind(body []byte, format bodyFormat, want schema.GroupVe
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	if len(strictErrs) > 0 {
-		switch validation {
-		case "Strict":
-			msgs := make([]string, len(strictErrs))
-			for i, e := range strictErrs {
-				msgs[i] = e.Error()
-			}
-			return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
-		case "Warn":
-			for _, e := range strictErrs {
-				addWarning(rc.w, e.Error())
-			}
-		}
+	if err := rc.reportUnknownFields(validation, strictErrs); err != nil {
+		return nil, err
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil

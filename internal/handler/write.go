@@ -113,22 +113,33 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 			strictErrs = append(strictErrs, fmt.Errorf("unknown field %q", path))
 		}
 	}
-	if len(strictErrs) > 0 {
-		switch validation {
-		case "Strict":
-			msgs := make([]string, len(strictErrs))
-			for i, e := range strictErrs {
-				msgs[i] = e.Error()
-			}
-			return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
-		case "Warn":
-			for _, e := range strictErrs {
-				addWarning(rc.w, e.Error())
-			}
-		}
+	if err := rc.reportUnknownFields(validation, strictErrs); err != nil {
+		return nil, err
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
+}
+
+// reportUnknownFields applies fieldValidation to what strict decoding
+// found: Strict refuses the request (400), Warn sends Warning headers,
+// Ignore drops them.
+func (rc *reqCtx) reportUnknownFields(validation string, strictErrs []error) error {
+	if len(strictErrs) == 0 {
+		return nil
+	}
+	switch validation {
+	case "Strict":
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+	case "Warn":
+		for _, e := range strictErrs {
+			addWarning(rc.w, e.Error())
+		}
+	}
+	return nil
 }
 
 func addWarning(w http.ResponseWriter, msg string) {

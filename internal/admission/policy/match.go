@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/trellis-project/trellis/internal/admission"
@@ -184,4 +185,20 @@ func (r *request) matchNamespace(ctx context.Context, ls *metav1.LabelSelector) 
 		return false, err
 	}
 	return sel.Matches(labels.Set(ns.Labels)), nil
+}
+
+// bindingParams reports whether binding b applies to the request (its
+// matchResources) and, if it does, the params its paramRef selects.
+func (r *request) bindingParams(ctx context.Context, p *Params, kind *admissionregistrationv1.ParamKind, b *binding, namespace string) ([]runtime.Object, bool, error) {
+	if b.matchResources != nil {
+		ok, _, err := r.matches(ctx, b.matchResources)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+	}
+	params, err := p.collect(ctx, kind, b.paramRef, namespace)
+	if err != nil {
+		return nil, false, err
+	}
+	return params, true, nil
 }

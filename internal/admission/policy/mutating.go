@@ -187,19 +187,12 @@ func (m *Mutating) Admit(ctx context.Context, a *admission.Attributes) error {
 		}
 		for i := range h.bindings {
 			b := &h.bindings[i]
-			if b.matchResources != nil {
-				ok, _, err := req.matches(ctx, b.matchResources)
-				if err != nil {
-					configError(h, b, err)
-					continue
-				}
-				if !ok {
-					continue
-				}
-			}
-			params, err := m.opts.Params.collect(ctx, h.def.paramKind, b.paramRef, a.Namespace)
+			params, ok, err := req.bindingParams(ctx, m.opts.Params, h.def.paramKind, b, a.Namespace)
 			if err != nil {
 				configError(h, b, err)
+				continue
+			}
+			if !ok {
 				continue
 			}
 			for _, p := range params {

@@ -206,19 +206,12 @@ func (v *Validating) Validate(ctx context.Context, a *admission.Attributes) erro
 		annotations := newAnnotationCollector()
 		for i := range h.bindings {
 			b := &h.bindings[i]
-			if b.matchResources != nil {
-				ok, _, err := req.matches(ctx, b.matchResources)
-				if err != nil {
-					configError(h, b, err)
-					continue
-				}
-				if !ok {
-					continue
-				}
-			}
-			params, err := v.opts.Params.collect(ctx, h.def.paramKind, b.paramRef, a.Namespace)
+			params, ok, err := req.bindingParams(ctx, v.opts.Params, h.def.paramKind, b, a.Namespace)
 			if err != nil {
 				configError(h, b, err)
+				continue
+			}
+			if !ok {
 				continue
 			}
 			if len(params) == 0 {

@@ -64,43 +64,57 @@ func (s *source) hooks() (mutating, validating []*hook) {
 	s.dirty = false
 	seen := map[string]bool{}
 	ms, _ := s.mutatingLister.List(labels.Everything())
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
-	s.mutating = s.mutating[:0:0]
+	var mconfigs []configView
 	for _, c := range ms {
-		key := "m/" + string(c.UID)
-		seen[key] = true
-		ch, ok := s.byConfig[key]
-		if !ok || ch.resourceVersion != c.ResourceVersion {
-			ch = configHooks{resourceVersion: c.ResourceVersion}
-			for _, w := range c.Webhooks {
-				ch.hooks = append(ch.hooks, newHook(c.Name, true, mutatingFields(w)))
-			}
-			s.byConfig[key] = ch
+		v := configView{key: "m/" + string(c.UID), name: c.Name, resourceVersion: c.ResourceVersion}
+		for _, w := range c.Webhooks {
+			v.webhooks = append(v.webhooks, mutatingFields(w))
 		}
-		s.mutating = append(s.mutating, ch.hooks...)
+		mconfigs = append(mconfigs, v)
 	}
+	s.mutating = s.collect(mconfigs, true, seen)
 	vs, _ := s.validatingLister.List(labels.Everything())
-	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
-	s.validating = s.validating[:0:0]
+	var vconfigs []configView
 	for _, c := range vs {
-		key := "v/" + string(c.UID)
-		seen[key] = true
-		ch, ok := s.byConfig[key]
-		if !ok || ch.resourceVersion != c.ResourceVersion {
-			ch = configHooks{resourceVersion: c.ResourceVersion}
-			for _, w := range c.Webhooks {
-				ch.hooks = append(ch.hooks, newHook(c.Name, false, validatingFields(w)))
-			}
-			s.byConfig[key] = ch
+		v := configView{key: "v/" + string(c.UID), name: c.Name, resourceVersion: c.ResourceVersion}
+		for _, w := range c.Webhooks {
+			v.webhooks = append(v.webhooks, validatingFields(w))
 		}
-		s.validating = append(s.validating, ch.hooks...)
+		vconfigs = append(vconfigs, v)
 	}
+	s.validating = s.collect(vconfigs, false, seen)
 	for key := range s.byConfig {
 		if !seen[key] {
 			delete(s.byConfig, key)
 		}
 	}
 	return s.mutating, s.validating
+}
+
+// configView is what source needs of either kind of configuration.
+type configView struct {
+	key, name, resourceVersion string
+	webhooks                   []webhookFields
+}
+
+// collect orders configurations by name and returns their hooks, reusing
+// those of configurations whose resourceVersion did not change.
+func (s *source) collect(configs []configView, mutating bool, seen map[string]bool) []*hook {
+	sort.Slice(configs, func(i, j int) bool { return configs[i].name < configs[j].name })
+	var out []*hook
+	for _, c := range configs {
+		seen[c.key] = true
+		ch, ok := s.byConfig[c.key]
+		if !ok || ch.resourceVersion != c.resourceVersion {
+			ch = configHooks{resourceVersion: c.resourceVersion}
+			for _, w := range c.webhooks {
+				ch.hooks = append(ch.hooks, newHook(c.name, mutating, w))
+			}
+			s.byConfig[c.key] = ch
+		}
+		out = append(out, ch.hooks...)
+	}
+	return out
 }
 
 func mutatingFields(w admissionregistrationv1.MutatingWebhook) webhookFields {
