@@ -89,6 +89,12 @@ type Config struct {
 	// three calls in a row is not called (its failurePolicy answers at
 	// once); 0 means 5s, negative disables the back-off.
 	AdmissionWebhookBackoff time.Duration
+	// CRDSchemaCacheMB bounds, in (estimated) megabytes, the compiled
+	// schemas of CustomResourceDefinitions kept in memory: validators,
+	// CEL programs, structural schemas and managed-fields type
+	// information. The least recently used are evicted beyond it and
+	// compiled again on their next use. 0 means 128; negative, no bound.
+	CRDSchemaCacheMB int
 	// RequestTimeout bounds every request but watches (the `timeout`
 	// parameter may shorten it); default 60s, as kube-apiserver.
 	RequestTimeout time.Duration
@@ -136,6 +142,9 @@ func (c *Config) defaults() {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = time.Minute
+	}
+	if c.CRDSchemaCacheMB == 0 {
+		c.CRDSchemaCacheMB = 128
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

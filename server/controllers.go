@@ -62,7 +62,9 @@ func (s *Server) startControllers() {
 	}
 	crdc := apiextensions.NewController(extClient, crdDynamic, s.registry,
 		apiextensions.WithServiceResolver(webhook.EndpointsResolver{Client: client}),
-		apiextensions.WithWebhookTimeout(s.cfg.ConversionWebhookTimeout))
+		apiextensions.WithWebhookTimeout(s.cfg.ConversionWebhookTimeout),
+		apiextensions.WithSchemaPool(s.schemaPool),
+		apiextensions.WithFieldTypes(builtinFieldTypes()))
 	s.controllers.Add(1)
 	go func() {
 		defer s.controllers.Done()

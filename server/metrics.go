@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trellis-project/trellis/internal/audit"
+	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/request"
 )
 
@@ -61,6 +62,24 @@ func (m *metrics) registerAudit(l *audit.LogBackend) {
 			Help:        "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
 			ConstLabels: prometheus.Labels{"plugin": "log"},
 		}, func() float64 { return float64(l.Errors()) }),
+	)
+}
+
+// registerSchemaPool exports what the compiled-schema pool holds and does.
+func (m *metrics) registerSchemaPool(p *budget.Pool) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "trellis_crd_schema_cache_bytes",
+			Help: "Estimated memory of the compiled CustomResourceDefinition schemas held (--crd-schema-cache-size bounds it).",
+		}, func() float64 { return float64(p.Stats().Used) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "trellis_crd_schema_compilations_total",
+			Help: "Compilations of CustomResourceDefinition schemas and type information, first or after an eviction.",
+		}, func() float64 { return float64(p.Stats().Builds) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "trellis_crd_schema_evictions_total",
+			Help: "Compiled CustomResourceDefinition schemas evicted to stay within --crd-schema-cache-size.",
+		}, func() float64 { return float64(p.Stats().Evictions) }),
 	)
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/auth/satoken"
+	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/controller"
 	"github.com/trellis-project/trellis/internal/discovery"
 	"github.com/trellis-project/trellis/internal/handler"
@@ -45,12 +46,14 @@ type Server struct {
 	backend  store.Store
 	caches   *caches
 	registry *resource.Registry
-	pki      *pki.Bundle
-	listener net.Listener
-	http     *http.Server
-	metrics  *metrics
-	saTokens *satoken.Config
-	audit    *auditing
+	// schemaPool bounds the memory of CRDs' compiled schemas.
+	schemaPool *budget.Pool
+	pki        *pki.Bundle
+	listener   net.Listener
+	http       *http.Server
+	metrics    *metrics
+	saTokens   *satoken.Config
+	audit      *auditing
 	// authnConfig is what --authentication-config says beyond tokens.
 	authnConfig authenticationConfig
 
@@ -88,12 +91,18 @@ func New(cfg Config) (*Server, error) {
 		loopbackToken: randomToken(),
 	}
 	s.caches = newCaches(ctx, backend)
+	if cfg.CRDSchemaCacheMB > 0 {
+		s.schemaPool = budget.NewPool(int64(cfg.CRDSchemaCacheMB) << 20)
+	}
 	builtin.Register(s.registry)
 	if err := registerTrellisKinds(s.registry); err != nil {
 		s.closeStorage()
 		return nil, err
 	}
 	s.metrics = newMetrics()
+	if s.schemaPool != nil {
+		s.metrics.registerSchemaPool(s.schemaPool)
+	}
 	if s.audit, err = openAudit(&cfg); err != nil {
 		s.closeStorage()
 		return nil, err

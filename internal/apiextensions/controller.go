@@ -19,7 +19,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/controller"
+	"github.com/trellis-project/trellis/internal/fieldmanager"
 
 	"github.com/trellis-project/trellis/internal/resource"
 	"github.com/trellis-project/trellis/internal/resource/builtin"
@@ -40,8 +42,15 @@ type Controller struct {
 	lister   apiextensionslisters.CustomResourceDefinitionLister
 	queue    workqueue.TypedRateLimitingInterface[string]
 
-	mu          sync.Mutex
-	served      map[string][]schema.GroupVersionResource // CRD name → registered versions
+	mu     sync.Mutex
+	served map[string][]schema.GroupVersionResource // CRD name → registered versions
+	// registrations holds what each CRD's descriptors share.
+	registrations map[string]*registration
+	// pool bounds the memory of compiled schemas.
+	pool *budget.Pool
+	// fieldTypes, if set, is used to build a new CRD's managed-fields
+	// type information while its schemas compile.
+	fieldTypes  *fieldmanager.BuiltinTypes
 	initialized chan struct{}
 	// registeredAt is when each CRD's descriptors last changed, that is
 	// when a new generation of it was first registered.
@@ -51,6 +60,18 @@ type Controller struct {
 
 	// webhooks holds each CRD's conversion webhook client.
 	webhooks *webhookClients
+
+	// stash holds the version schemas the informer's transform took out
+	// of each CRD, until the next sync of that CRD.
+	stashMu sync.Mutex
+	stash   map[string]stashedSchemas
+}
+
+// stashedSchemas are the version schemas (in spec.versions order) of one
+// resourceVersion of a CRD.
+type stashedSchemas struct {
+	resourceVersion string
+	schemas         []*apiextensionsv1.CustomResourceValidation
 }
 
 // Option configures the controller.
@@ -59,6 +80,21 @@ type Option func(*options)
 type options struct {
 	resolver       webhook.ServiceResolver
 	webhookTimeout time.Duration
+	pool           *budget.Pool
+	fieldTypes     *fieldmanager.BuiltinTypes
+}
+
+// WithFieldTypes has the controller build a newly registered CRD's
+// managed-fields type information at once, beside the rest of its
+// registration, instead of in its first write.
+func WithFieldTypes(builtin *fieldmanager.BuiltinTypes) Option {
+	return func(o *options) { o.fieldTypes = builtin }
+}
+
+// WithSchemaPool keeps CRDs' compiled schemas in pool, which evicts the
+// least recently used when full (nil: keep them all).
+func WithSchemaPool(pool *budget.Pool) Option {
+	return func(o *options) { o.pool = pool }
 }
 
 // WithServiceResolver resolves the Services that conversion webhooks name
@@ -88,11 +124,21 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 2*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "crd"}),
 		served:        map[string][]schema.GroupVersionResource{},
+		registrations: map[string]*registration{},
+		pool:          o.pool,
+		fieldTypes:    o.fieldTypes,
 		initialized:   make(chan struct{}),
 		registeredAt:  map[string]time.Time{},
 		registeredGen: map[string]int64{},
 		registeredKey: map[string]string{},
 		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
+		stash:         map[string]stashedSchemas{},
+	}
+	// The informer keeps CRDs without their schemas and managed fields,
+	// which are nearly all of a large CRD's bytes; registration compiles
+	// the schemas and the pool keeps what they compile to.
+	if err := c.informer.SetTransform(c.stripCRD); err != nil {
+		panic(err) // only fails once the informer has started
 	}
 	enqueue := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -106,6 +152,58 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
 	})
 	return c
+}
+
+// stripCRD takes the version schemas and managed fields out of a CRD the
+// informer decoded, stashing the schemas for the CRD's next sync.
+func (c *Controller) stripCRD(obj any) (any, error) {
+	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	if !ok {
+		return obj, nil
+	}
+	crd.ManagedFields = nil
+	schemas := make([]*apiextensionsv1.CustomResourceValidation, len(crd.Spec.Versions))
+	for i := range crd.Spec.Versions {
+		schemas[i], crd.Spec.Versions[i].Schema = crd.Spec.Versions[i].Schema, nil
+	}
+	c.stashMu.Lock()
+	c.stash[crd.Name] = stashedSchemas{resourceVersion: crd.ResourceVersion, schemas: schemas}
+	c.stashMu.Unlock()
+	return crd, nil
+}
+
+// restoreSchemas puts the version schemas back into crd, a copy of the
+// informer's stripped object: from the stash when it holds crd's
+// resourceVersion, else from the server.
+func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
+	c.stashMu.Lock()
+	st, ok := c.stash[crd.Name]
+	c.stashMu.Unlock()
+	if ok && st.resourceVersion == crd.ResourceVersion && len(st.schemas) == len(crd.Spec.Versions) {
+		for i := range crd.Spec.Versions {
+			crd.Spec.Versions[i].Schema = st.schemas[i]
+		}
+		return nil
+	}
+	full, err := c.client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	// Newer than the informer's copy: register what is stored now; the
+	// informer's event for it will find it registered.
+	full.ManagedFields = nil
+	*crd = *full
+	return nil
+}
+
+// dropStash forgets the schemas stashed for resourceVersion rv of a CRD,
+// once its sync is done; a newer version's stay for their own sync.
+func (c *Controller) dropStash(name, rv string) {
+	c.stashMu.Lock()
+	defer c.stashMu.Unlock()
+	if st, ok := c.stash[name]; ok && st.resourceVersion == rv {
+		delete(c.stash, name)
+	}
 }
 
 // Run processes CRDs until ctx ends.
@@ -159,6 +257,7 @@ func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	defer c.dropStash(name, crd.ResourceVersion)
 	crd = crd.DeepCopy()
 	if crd.DeletionTimestamp != nil {
 		return c.finalize(ctx, crd)
@@ -166,7 +265,7 @@ func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
 
 	accepted, reason, message := c.namesAccepted(crd)
 	if accepted {
-		if err := c.register(crd); err != nil {
+		if err := c.register(ctx, crd); err != nil {
 			setCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionFalse, "InstallationFailure", err.Error())
 			return false, c.updateStatus(ctx, crd)
 		}
@@ -226,7 +325,7 @@ func (c *Controller) namesAccepted(crd *apiextensionsv1.CustomResourceDefinition
 
 // register adds a descriptor for each served version and removes versions
 // no longer served. Only this CRD's entries change: nothing else is rebuilt.
-func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) error {
+func (c *Controller) register(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
 	// Status-only changes (conditions) need no new descriptors: replacing
 	// them would rebuild the group's discovery and OpenAPI documents.
 	key := fmt.Sprint(crd.Generation, crd.Status.StoredVersions)
@@ -236,18 +335,28 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 	if same {
 		return nil
 	}
+	if err := c.restoreSchemas(ctx, crd); err != nil {
+		return err
+	}
+	key = fmt.Sprint(crd.Generation, crd.Status.StoredVersions) // the stored CRD may be newer
 	conv, err := c.webhooks.converterFor(crd)
 	if err != nil {
 		return err
 	}
-	descs, err := descriptorsFor(crd, conv)
+	var warmed sync.WaitGroup
+	reg, err := descriptorsFor(crd, conv, c.pool, func(k *fieldmanager.CustomKind) {
+		if c.fieldTypes != nil {
+			warmed.Go(func() { k.Warm(c.fieldTypes) })
+		}
+	})
 	if err != nil {
+		warmed.Wait()
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var gvrs []schema.GroupVersionResource
-	for _, d := range descs {
+	for _, d := range reg.descs {
 		gvr := schema.GroupVersionResource{Group: d.Group, Version: d.Version, Resource: d.Resource}
 		gvrs = append(gvrs, gvr)
 		c.registry.Add(d)
@@ -258,6 +367,10 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 		}
 	}
 	c.served[crd.Name] = gvrs
+	if old := c.registrations[crd.Name]; old != nil {
+		old.release()
+	}
+	c.registrations[crd.Name] = reg
 	c.registeredKey[crd.Name] = key
 	if c.registeredGen[crd.Name] != crd.Generation {
 		c.registeredGen[crd.Name] = crd.Generation
@@ -266,28 +379,54 @@ func (c *Controller) register(crd *apiextensionsv1.CustomResourceDefinition) err
 	return nil
 }
 
-// descriptorsFor builds the descriptors of crd's served versions.
-func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter) ([]*resource.Descriptor, error) {
+// registration is what serving one generation of a CRD holds: its
+// descriptors, and the compiled schemas and type information they share.
+type registration struct {
+	descs   []*resource.Descriptor
+	schemas crdSchemas
+	kind    *fieldmanager.CustomKind
+}
+
+// release lets the schema pool forget the registration's compiled schemas
+// and type converter once other descriptors serve the CRD.
+func (r *registration) release() {
+	r.schemas.release()
+	r.kind.Release()
+}
+
+// descriptorsFor builds the descriptors of crd's served versions; their
+// compiled schemas live in pool.
+func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter, pool *budget.Pool, kindReady func(*fieldmanager.CustomKind)) (*registration, error) {
 	storage := ""
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
 			storage = v.Name
 		}
 	}
-	conversion, err := newCRDConversion(crd, conv)
+	schemas, err := newCRDSchemas(pool, crd)
 	if err != nil {
 		return nil, err
 	}
-	var descs []*resource.Descriptor
-	fields := newCustomKind(crd, conv)
-	var schemas schemaCache
+	kind := newCustomKind(crd, conv, schemas, pool)
+	if kindReady != nil {
+		// The type information needs only the schemas' sources: it can
+		// be built while they compile.
+		kindReady(kind)
+	}
+	if err := schemas.compile(); err != nil {
+		kind.Release()
+		return nil, err
+	}
+	conversion := newCRDConversion(crd, conv, schemas)
+	reg := &registration{schemas: schemas, kind: kind}
 	for i := range crd.Spec.Versions {
 		v := &crd.Spec.Versions[i]
 		if !v.Served {
 			continue
 		}
-		strategy, err := newCustomResource(crd, v, storage, fields, &schemas)
+		strategy, err := newCustomResource(crd, v, storage, reg.kind, schemas)
 		if err != nil {
+			reg.release()
 			return nil, err
 		}
 		strategy.conv = conversion
@@ -315,16 +454,20 @@ func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converte
 		if v.Subresources != nil && v.Subresources.Status != nil {
 			d.Subresources = append(d.Subresources, "status")
 		}
-		descs = append(descs, d)
+		reg.descs = append(reg.descs, d)
 	}
-	return descs, nil
+	return reg, nil
 }
 
 // BuiltinDescriptors serves a resource the server itself defines with a
 // CRD-shaped schema (one version, no conversion) without storing a
 // CustomResourceDefinition object: Trellis's own configuration kinds.
 func BuiltinDescriptors(crd *apiextensionsv1.CustomResourceDefinition) ([]*resource.Descriptor, error) {
-	return descriptorsFor(crd, noneConverter{})
+	reg, err := descriptorsFor(crd, noneConverter{}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return reg.descs, nil
 }
 
 func (c *Controller) unregister(name string) {
@@ -335,6 +478,10 @@ func (c *Controller) unregister(name string) {
 	}
 	delete(c.served, name)
 	delete(c.registeredKey, name)
+	if reg := c.registrations[name]; reg != nil {
+		reg.release()
+		delete(c.registrations, name)
+	}
 	c.webhooks.forget(name)
 }
 
@@ -396,7 +543,14 @@ func (c *Controller) updateStatus(ctx context.Context, crd *apiextensionsv1.Cust
 	if err == nil && equalStatus(old.Status, crd.Status) {
 		return nil
 	}
-	_, err = c.client.ApiextensionsV1().CustomResourceDefinitions().UpdateStatus(ctx, crd, metav1.UpdateOptions{})
+	// A status write keeps the stored spec, so the schemas need not be
+	// sent: for a large CRD they are nearly all of its bytes.
+	body := *crd
+	body.Spec.Versions = slices.Clone(crd.Spec.Versions)
+	for i := range body.Spec.Versions {
+		body.Spec.Versions[i].Schema = nil
+	}
+	_, err = c.client.ApiextensionsV1().CustomResourceDefinitions().UpdateStatus(ctx, &body, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

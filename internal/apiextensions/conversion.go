@@ -51,9 +51,9 @@ func (noneConverter) convert(objs []*unstructured.Unstructured, to schema.GroupV
 type crdConversion struct {
 	group, kind string
 	storage     string
-	// schemas holds every version's structural schema, served or not:
+	// schemas holds every version's compiled schema, served or not:
 	// objects may be stored in a version that is no longer served.
-	schemas  map[string]*structuralschema.Structural
+	schemas  crdSchemas
 	preserve bool // spec.preserveUnknownFields: no pruning
 	conv     converter
 	// servesStoredBytes is true when an object read in the storage
@@ -62,33 +62,28 @@ type crdConversion struct {
 	servesStoredBytes bool
 }
 
-// newCRDConversion prepares the conversion of crd's objects. conv is the
-// converter of its strategy (noneConverter or a webhook).
-func newCRDConversion(crd *apiextensionsv1.CustomResourceDefinition, conv converter) (*crdConversion, error) {
+// newCRDConversion prepares the conversion of crd's objects with its
+// compiled schemas. conv is the converter of its strategy (noneConverter
+// or a webhook).
+func newCRDConversion(crd *apiextensionsv1.CustomResourceDefinition, conv converter, schemas crdSchemas) *crdConversion {
 	c := &crdConversion{
 		group: crd.Spec.Group, kind: crd.Spec.Names.Kind,
-		schemas:  map[string]*structuralschema.Structural{},
+		schemas:  schemas,
 		preserve: crd.Spec.PreserveUnknownFields,
 		conv:     conv,
 	}
-	for i := range crd.Spec.Versions {
-		v := &crd.Spec.Versions[i]
+	for _, v := range crd.Spec.Versions {
 		if v.Storage {
 			c.storage = v.Name
 		}
-		_, structural, err := versionSchema(v)
-		if err != nil {
-			return nil, err
-		}
-		c.schemas[v.Name] = structural
 	}
-	c.servesStoredBytes = !hasDefaults(c.schemas[c.storage])
+	c.servesStoredBytes = c.schemas[c.storage] != nil && !c.schemas[c.storage].hasDefaults
 	for _, v := range crd.Status.StoredVersions {
 		if v != c.storage {
 			c.servesStoredBytes = false
 		}
 	}
-	return c, nil
+	return c
 }
 
 // hasDefaults reports whether a schema defaults any field.
@@ -131,7 +126,7 @@ func (c *crdConversion) fromStorage(objs []*unstructured.Unstructured, to schema
 		if err := c.coerce(u, gv.Version, true); err != nil {
 			return nil, conversionError(err)
 		}
-		structuraldefaulting.Default(u.Object, c.schemas[gv.Version])
+		structuraldefaulting.Default(u.Object, c.schemas[gv.Version].structural())
 		if gv != to {
 			todo = append(todo, i)
 		}
@@ -181,7 +176,7 @@ func (c *crdConversion) toStorage(obj *unstructured.Unstructured) (*unstructured
 // write and a webhook can only change labels and annotations, which are
 // checked, so stored metadata is trusted and that costly step is skipped.
 func (c *crdConversion) coerce(u *unstructured.Unstructured, version string, onRead bool) error {
-	s := c.schemas[version]
+	s := c.schemas[version].structural()
 	apiVersion, kind := u.GetAPIVersion(), u.GetKind()
 	if !c.preserve {
 		structuralpruning.PruneWithOptions(u.Object, s, true, structuralschema.UnknownFieldPathOptions{})

@@ -35,7 +35,7 @@ func twoVersionCRD() *apiextensionsv1.CustomResourceDefinition {
 }
 
 func TestCRDConversionReadAndWrite(t *testing.T) {
-	c, err := newCRDConversion(twoVersionCRD(), noneConverter{})
+	c, err := testConversion(twoVersionCRD())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestCRDConversionReadAndWrite(t *testing.T) {
 }
 
 func TestCRDConversionListMixedVersions(t *testing.T) {
-	c, err := newCRDConversion(twoVersionCRD(), noneConverter{})
+	c, err := testConversion(twoVersionCRD())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestServesStoredBytes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			crd := twoVersionCRD()
 			tc.edit(crd)
-			c, err := newCRDConversion(crd, noneConverter{})
+			c, err := testConversion(crd)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,4 +160,17 @@ func TestServesStoredBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testConversion compiles crd's schemas (with no pool bound) and prepares
+// the None conversion of its objects.
+func testConversion(crd *apiextensionsv1.CustomResourceDefinition) (*crdConversion, error) {
+	schemas, err := newCRDSchemas(nil, crd)
+	if err != nil {
+		return nil, err
+	}
+	if err := schemas.compile(); err != nil {
+		return nil, err
+	}
+	return newCRDConversion(crd, noneConverter{}, schemas), nil
 }

@@ -16,7 +16,6 @@ import (
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	structurallisttype "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
 	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
@@ -39,6 +38,7 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
+	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/fieldmanager"
 	"github.com/trellis-project/trellis/internal/resource"
 )
@@ -50,13 +50,12 @@ type customResource struct {
 	storageGV  schema.GroupVersion
 	namespaced bool
 
-	structural      *structuralschema.Structural
-	validator       apiservervalidation.SchemaValidator
-	statusValidator apiservervalidation.SchemaValidator
-	cel             *cel.Validator
-	hasStatus       bool
-	scale           *apiextensionsinternal.CustomResourceSubresourceScale
-	table           interface {
+	// schema is the version's compiled schema, shared with the versions
+	// whose schemas are equal and with the CRD's conversion.
+	schema    *compiledSchema
+	hasStatus bool
+	scale     *apiextensionsinternal.CustomResourceSubresourceScale
+	table     interface {
 		ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error)
 	}
 	// replicasPaths is the spec replicas path of every version of the
@@ -88,56 +87,10 @@ type selectableField struct {
 
 var _ resource.Strategy = (*customResource)(nil)
 
-// newCustomResource builds the strategy of version v of crd. fields is
-// shared by the strategies of all of crd's versions.
-// schemaParts is what a version's schema compiles to. Versions of one CRD
-// often share an identical schema; they then share one schemaParts, which
-// is most of a CRD's memory (validators, CEL programs).
-type schemaParts struct {
-	schema          *apiextensionsv1.CustomResourceValidation
-	structural      *structuralschema.Structural
-	validator       apiservervalidation.SchemaValidator
-	statusValidator apiservervalidation.SchemaValidator
-	cel             *cel.Validator
-}
-
-func compileSchema(v *apiextensionsv1.CustomResourceDefinitionVersion) (*schemaParts, error) {
-	internal, structural, err := versionSchema(v)
-	if err != nil {
-		return nil, err
-	}
-	p := &schemaParts{schema: v.Schema, structural: structural}
-	if p.validator, _, err = apiservervalidation.NewSchemaValidator(internal.OpenAPIV3Schema); err != nil {
-		return nil, err
-	}
-	if st, ok := internal.OpenAPIV3Schema.Properties["status"]; ok {
-		if p.statusValidator, _, err = apiservervalidation.NewSchemaValidator(&st); err != nil {
-			return nil, err
-		}
-	}
-	p.cel = cel.NewValidator(structural, true, celconfig.PerCallLimit)
-	return p, nil
-}
-
-// schemaCache hands out compiled schemas, reusing one for versions whose
-// schemas are equal.
-type schemaCache []*schemaParts
-
-func (c *schemaCache) get(v *apiextensionsv1.CustomResourceDefinitionVersion) (*schemaParts, error) {
-	for _, p := range *c {
-		if apiequality.Semantic.DeepEqual(p.schema, v.Schema) {
-			return p, nil
-		}
-	}
-	p, err := compileSchema(v)
-	if err != nil {
-		return nil, err
-	}
-	*c = append(*c, p)
-	return p, nil
-}
-
-func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string, fields *fieldmanager.CustomKind, schemas *schemaCache) (*customResource, error) {
+// newCustomResource builds the strategy of version v of crd, whose
+// schemas are compiled. fields is shared by the strategies of all of crd's
+// versions.
+func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextensionsv1.CustomResourceDefinitionVersion, storage string, fields *fieldmanager.CustomKind, schemas crdSchemas) (*customResource, error) {
 	gv := schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name}
 	s := &customResource{
 		gvk:        gv.WithKind(crd.Spec.Names.Kind),
@@ -145,15 +98,8 @@ func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiexte
 		storageGV:  schema.GroupVersion{Group: crd.Spec.Group, Version: storage},
 		namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
 		fields:     fields,
-	}
-	parts, err := schemas.get(v)
-	if err != nil {
-		return nil, err
-	}
-	s.structural, s.validator, s.cel = parts.structural, parts.validator, parts.cel
-	if v.Subresources != nil && v.Subresources.Status != nil {
-		s.hasStatus = true
-		s.statusValidator = parts.statusValidator
+		schema:     schemas[v.Name],
+		hasStatus:  v.Subresources != nil && v.Subresources.Status != nil,
 	}
 	if v.Subresources != nil && v.Subresources.Scale != nil {
 		s.scale = &apiextensionsinternal.CustomResourceSubresourceScale{}
@@ -169,6 +115,7 @@ func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiexte
 			Description: metav1.ObjectMeta{}.SwaggerDoc()["creationTimestamp"],
 		}}
 	}
+	var err error
 	if s.table, err = tableconvertor.New(columns); err != nil {
 		return nil, err
 	}
@@ -205,16 +152,17 @@ func (s *customResource) TracksGeneration() bool { return true }
 // returning their paths for fieldValidation to report.
 func (s *customResource) Decoded(obj runtime.Object) ([]string, error) {
 	u := obj.(*unstructured.Unstructured)
-	ferr, unknownMeta := schemaobjectmeta.CoerceWithOptions(nil, u.Object, s.structural, true, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
+	structural := s.schema.structural()
+	ferr, unknownMeta := schemaobjectmeta.CoerceWithOptions(nil, u.Object, structural, true, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
 	if ferr != nil {
 		return nil, ferr
 	}
-	pruned := structuralpruning.PruneWithOptions(u.Object, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	pruned := structuralpruning.PruneWithOptions(u.Object, structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 	return append(unknownMeta, pruned...), nil
 }
 
 func (s *customResource) Default(obj runtime.Object) {
-	structuraldefaulting.Default(obj.(*unstructured.Unstructured).Object, s.structural)
+	structuraldefaulting.Default(obj.(*unstructured.Unstructured).Object, s.schema.structural())
 }
 
 func (s *customResource) PrepareForCreate(ctx context.Context, obj runtime.Object) {
@@ -281,14 +229,15 @@ func (s *customResource) Validate(ctx context.Context, obj runtime.Object) field
 	if errs := s.validateTypeMeta(u); len(errs) > 0 {
 		return errs
 	}
+	p := s.schema.get()
 	var errs field.ErrorList
 	errs = append(errs, metavalidation.ValidateObjectMetaAccessor(u, s.namespaced, metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
-	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, u.Object, s.validator)...)
+	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, u.Object, p.validator)...)
 	errs = append(errs, s.validateScale(u)...)
-	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, u.Object, s.structural, false)...)
-	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, s.structural, u.Object)...)
+	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, u.Object, p.structural, false)...)
+	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, p.structural, u.Object)...)
 	if len(errs) == 0 {
-		celErrs, _ := s.cel.Validate(ctx, nil, s.structural, u.Object, nil, celconfig.RuntimeCELCostBudget)
+		celErrs, _ := p.cel.Validate(ctx, nil, p.structural, u.Object, nil, celconfig.RuntimeCELCostBudget)
 		errs = append(errs, celErrs...)
 	}
 	return errs
@@ -299,22 +248,23 @@ func (s *customResource) ValidateUpdate(ctx context.Context, obj, old runtime.Ob
 	if errs := s.validateTypeMeta(u); len(errs) > 0 {
 		return errs
 	}
+	p := s.schema.get()
 	var errs field.ErrorList
 	errs = append(errs, metavalidation.ValidateObjectMetaAccessorUpdate(u, o, field.NewPath("metadata"))...)
-	if sub == "status" && s.statusValidator != nil {
+	if sub == "status" && s.hasStatus && p.statusValidator != nil {
 		if st, ok := u.Object["status"]; ok {
-			errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(field.NewPath("status"), st, o.Object["status"], s.statusValidator)...)
+			errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(field.NewPath("status"), st, o.Object["status"], p.statusValidator)...)
 		}
 	} else {
-		errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(nil, u.Object, o.Object, s.validator)...)
+		errs = append(errs, apiservervalidation.ValidateCustomResourceUpdate(nil, u.Object, o.Object, p.validator)...)
 	}
 	errs = append(errs, s.validateScale(u)...)
-	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, u.Object, s.structural, false)...)
-	if len(structurallisttype.ValidateListSetsAndMaps(nil, s.structural, o.Object)) == 0 {
-		errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, s.structural, u.Object)...)
+	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, u.Object, p.structural, false)...)
+	if len(structurallisttype.ValidateListSetsAndMaps(nil, p.structural, o.Object)) == 0 {
+		errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, p.structural, u.Object)...)
 	}
 	if len(errs) == 0 {
-		celErrs, _ := s.cel.Validate(ctx, nil, s.structural, u.Object, o.Object, celconfig.RuntimeCELCostBudget)
+		celErrs, _ := p.cel.Validate(ctx, nil, p.structural, u.Object, o.Object, celconfig.RuntimeCELCostBudget)
 		errs = append(errs, celErrs...)
 	}
 	return errs
@@ -431,35 +381,21 @@ func (s *customResource) NewIn(gv schema.GroupVersion) (runtime.Object, error) {
 	return u, nil
 }
 
-// versionSchema returns the schema of version v, internal and structural.
-func versionSchema(v *apiextensionsv1.CustomResourceDefinitionVersion) (*apiextensionsinternal.CustomResourceValidation, *structuralschema.Structural, error) {
-	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
-		return nil, nil, fmt.Errorf("version %s has no schema", v.Name)
-	}
-	var internal apiextensionsinternal.CustomResourceValidation
-	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema, &internal, nil); err != nil {
-		return nil, nil, fmt.Errorf("convert schema of %s: %w", v.Name, err)
-	}
-	structural, err := structuralschema.NewStructural(internal.OpenAPIV3Schema)
-	if err != nil {
-		return nil, nil, fmt.Errorf("structural schema of %s: %w", v.Name, err)
-	}
-	return &internal, structural, nil
-}
-
 // newCustomKind describes every version of crd, served or not, to the
-// field manager, which converts between them with conv. The schemas are
-// converted on the first write.
-func newCustomKind(crd *apiextensionsv1.CustomResourceDefinition, conv converter) *fieldmanager.CustomKind {
-	versions := crd.Spec.Versions
-	schemas := func() map[string]*spec.Schema {
+// field manager, which converts between them with conv. The type
+// converter is built from the compiled schemas on the first write, and
+// kept in pool.
+func newCustomKind(crd *apiextensionsv1.CustomResourceDefinition, conv converter, schemas crdSchemas, pool *budget.Pool) *fieldmanager.CustomKind {
+	var versions []string
+	for _, v := range crd.Spec.Versions {
+		versions = append(versions, v.Name)
+	}
+	models := func() map[string]*spec.Schema {
 		out := make(map[string]*spec.Schema, len(versions))
-		for i := range versions {
-			if _, structural, err := versionSchema(&versions[i]); err == nil {
-				out[versions[i].Name] = structural.ToKubeOpenAPI()
-			} else {
-				out[versions[i].Name] = nil
-			}
+		for _, v := range versions {
+			// A schema that does not convert has no model (the CRD
+			// then fails to register anyway).
+			out[v], _ = schemas[v].openAPI()
 		}
 		return out
 	}
@@ -470,7 +406,7 @@ func newCustomKind(crd *apiextensionsv1.CustomResourceDefinition, conv converter
 		}
 		return out[0], nil
 	}
-	return fieldmanager.NewCustomKind(crd.Spec.Group, crd.Spec.Names.Kind, crd.Spec.PreserveUnknownFields, schemas, convert)
+	return fieldmanager.NewCustomKind(crd.Spec.Group, crd.Spec.Names.Kind, crd.Spec.PreserveUnknownFields, versions, models, convert, pool)
 }
 
 // CustomKind is the type information of the CRD for the field manager.
@@ -492,7 +428,7 @@ func (s *customResource) ResetFields(sub string) map[fieldpath.APIVersion]*field
 
 // OpenAPISchema publishes the structural schema in /openapi/v2 and v3, so
 // kubectl explain and client-side tools see custom resources' fields.
-func (s *customResource) OpenAPISchema() *spec.Schema { return s.structural.ToKubeOpenAPI() }
+func (s *customResource) OpenAPISchema() *spec.Schema { return s.schema.structural().ToKubeOpenAPI() }
 
 // ScaleOf maps a custom resource to its autoscaling/v1 Scale through the
 // CRD's scale subresource paths.

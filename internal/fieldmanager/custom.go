@@ -3,7 +3,7 @@ package fieldmanager
 import (
 	"fmt"
 	"reflect"
-	"sync"
+	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -11,7 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
 
+	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/openapi"
 	"github.com/trellis-project/trellis/internal/resource"
 )
@@ -20,18 +22,18 @@ import (
 // structural schema of every version of one CustomResourceDefinition, not
 // only the served ones, so managed fields recorded through any version
 // convert to the others. The descriptors of a CRD's versions share one
-// CustomKind; its type converter is built on the first write and goes
-// away with them when the CRD changes.
+// CustomKind. Its type converter is built on the first write and kept in
+// the server's schema pool: an idle CRD's is evicted when the pool is full
+// and rebuilt on the next write.
 type CustomKind struct {
 	group, kind           string
 	preserveUnknownFields bool
+	versions              map[string]bool
 	schemas               func() map[string]*spec.Schema
 	convert               ConvertFunc
-
-	once     sync.Once
-	tc       managedfields.TypeConverter
-	versions map[string]bool
-	err      error
+	// builtin supplies ObjectMeta's model; set by the first user.
+	builtin atomic.Pointer[BuiltinTypes]
+	tc      *budget.Value[managedfields.TypeConverter]
 }
 
 // ConvertFunc converts a custom resource to another version of its CRD,
@@ -39,46 +41,107 @@ type CustomKind struct {
 // Webhook: a ConversionReview). It may modify obj.
 type ConvertFunc func(obj *unstructured.Unstructured, to schema.GroupVersion) (*unstructured.Unstructured, error)
 
-// NewCustomKind describes kind in group. schemas returns, per version
-// name, the version's structural schema in OpenAPI v3 form without
-// references (nil for a version without one); it is called once, on
-// first use, and the CustomKind owns what it returns.
-// preserveUnknownFields is the CRD's spec.preserveUnknownFields. convert
-// turns objects into other versions when entries of several versions must
-// be compared; nil means the None strategy.
-func NewCustomKind(group, kind string, preserveUnknownFields bool, schemas func() map[string]*spec.Schema, convert ConvertFunc) *CustomKind {
-	return &CustomKind{group: group, kind: kind, preserveUnknownFields: preserveUnknownFields, schemas: schemas, convert: convert}
+// NewCustomKind describes kind in group, whose CRD has versions. schemas
+// returns, per version name, the version's structural schema in OpenAPI
+// v3 form without references (nil for a version without one); it is
+// called whenever the type converter is built, and the CustomKind owns
+// what it returns. preserveUnknownFields is the CRD's
+// spec.preserveUnknownFields. convert turns objects into other versions
+// when entries of several versions must be compared; nil means the None
+// strategy. pool bounds the memory of type converters (nil: no bound).
+func NewCustomKind(group, kind string, preserveUnknownFields bool, versions []string, schemas func() map[string]*spec.Schema, convert ConvertFunc, pool *budget.Pool) *CustomKind {
+	k := &CustomKind{group: group, kind: kind, preserveUnknownFields: preserveUnknownFields,
+		versions: map[string]bool{}, schemas: schemas, convert: convert}
+	for _, v := range versions {
+		k.versions[v] = true
+	}
+	k.tc = budget.NewValue(pool, func() (managedfields.TypeConverter, int64, error) {
+		return k.build(k.builtin.Load())
+	}, nil)
+	return k
 }
 
-// typeConverter builds (once) the converter of every version, with
-// ObjectMeta from the built-in definitions.
+// bytesPerModelNode estimates the memory of a type converter per schema
+// node (property, items, additionalProperties) of the models it holds.
+const bytesPerModelNode = 250
+
+// typeConverter returns the converter of every version, with ObjectMeta
+// from the built-in definitions. It is built on first use; what it
+// returns fetches the current build on every call, so an evicted
+// converter is rebuilt rather than kept alive by its users.
 func (k *CustomKind) typeConverter(builtin *BuiltinTypes) (managedfields.TypeConverter, error) {
-	k.once.Do(func() {
-		k.versions = map[string]bool{}
-		if builtin == nil {
-			k.err = fmt.Errorf("no ObjectMeta definition for custom resources")
-			return
-		}
-		meta, err := builtin.metadataModels()
-		if err != nil {
-			k.err = err
-			return
-		}
-		models := make(map[string]*spec.Schema, len(meta)+4)
-		for name, s := range meta {
-			models[name] = s
-		}
-		metaRef := refPrefix + openapi.ModelName(reflect.TypeOf(metav1.ObjectMeta{}))
-		for version, s := range k.schemas() {
-			k.versions[version] = true
-			gvk := schema.GroupVersionKind{Group: k.group, Version: version, Kind: k.kind}
-			models[openapi.CustomModelName(gvk)] = objectModel(s, gvk, metaRef)
-		}
-		if k.tc, err = managedfields.NewTypeConverter(models, k.preserveUnknownFields); err != nil {
-			k.err = fmt.Errorf("type converter of %s.%s: %w", k.kind, k.group, err)
-		}
-	})
-	return k.tc, k.err
+	k.builtin.CompareAndSwap(nil, builtin)
+	if _, err := k.tc.Get(); err != nil {
+		return nil, err
+	}
+	return evictableTypeConverter{k.tc}, nil
+}
+
+// Warm builds the type converter ahead of the first write, so that write
+// does not wait for it.
+func (k *CustomKind) Warm(builtin *BuiltinTypes) { _, _ = k.typeConverter(builtin) }
+
+// Release lets the pool forget the kind's type converter, once its CRD
+// changed or went away.
+func (k *CustomKind) Release() { k.tc.Release() }
+
+func (k *CustomKind) build(builtin *BuiltinTypes) (managedfields.TypeConverter, int64, error) {
+	if builtin == nil {
+		return nil, 0, fmt.Errorf("no ObjectMeta definition for custom resources")
+	}
+	meta, err := builtin.metadataModels()
+	if err != nil {
+		return nil, 0, err
+	}
+	models := make(map[string]*spec.Schema, len(meta)+4)
+	for name, s := range meta {
+		models[name] = s
+	}
+	metaRef := refPrefix + openapi.ModelName(reflect.TypeOf(metav1.ObjectMeta{}))
+	nodes := 0
+	for version, s := range k.schemas() {
+		gvk := schema.GroupVersionKind{Group: k.group, Version: version, Kind: k.kind}
+		models[openapi.CustomModelName(gvk)] = objectModel(s, gvk, metaRef)
+		nodes += countModelNodes(s)
+	}
+	tc, err := managedfields.NewTypeConverter(models, k.preserveUnknownFields)
+	if err != nil {
+		return nil, 0, fmt.Errorf("type converter of %s.%s: %w", k.kind, k.group, err)
+	}
+	return tc, int64(nodes) * bytesPerModelNode, nil
+}
+
+func countModelNodes(s *spec.Schema) int {
+	if s == nil {
+		return 0
+	}
+	n := 1
+	for _, p := range s.Properties {
+		n += countModelNodes(&p)
+	}
+	return n + countModelNodes(itemsOf(s)) + countModelNodes(additionalOf(s))
+}
+
+// evictableTypeConverter is a type converter that may be rebuilt between
+// calls.
+type evictableTypeConverter struct {
+	v *budget.Value[managedfields.TypeConverter]
+}
+
+func (e evictableTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
+	tc, err := e.v.Get()
+	if err != nil {
+		return nil, err
+	}
+	return tc.ObjectToTyped(obj, opts...)
+}
+
+func (e evictableTypeConverter) TypedToObject(v *typed.TypedValue) (runtime.Object, error) {
+	tc, err := e.v.Get()
+	if err != nil {
+		return nil, err
+	}
+	return tc.TypedToObject(v)
 }
 
 // objectModel makes a version's schema the model of its objects, as

@@ -219,13 +219,13 @@ const gadgetSchema = `{"type":"object","properties":{
     "tags":{"type":"array","x-kubernetes-list-type":"atomic","items":{"type":"string"}}}}}}`
 
 func gadgetDescriptor(t testing.TB) *resource.Descriptor {
-	kind := fieldmanager.NewCustomKind("example.com", "Gadget", false, func() map[string]*spec.Schema {
+	kind := fieldmanager.NewCustomKind("example.com", "Gadget", false, []string{"v1"}, func() map[string]*spec.Schema {
 		var s spec.Schema
 		if err := json.Unmarshal([]byte(gadgetSchema), &s); err != nil {
 			t.Fatal(err)
 		}
 		return map[string]*spec.Schema{"v1": &s}
-	}, nil)
+	}, nil, nil)
 	return &resource.Descriptor{Group: "example.com", Version: "v1", Kind: "Gadget", Resource: "gadgets",
 		Strategy: fakeCustom{kind: kind}}
 }

@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/trellis-project/trellis/server"
+	"github.com/trellis-project/trellis/trellistest"
+)
+
+// wideWidgetCRD is the Widget CRD under group with 400 extra optional
+// string fields in its spec: ~0.5 MB of compiled schema by the server's
+// estimate, so a 1 MB schema cache holds two of them.
+func wideWidgetCRD(group string) *apiextensionsv1.CustomResourceDefinition {
+	crd := widgetCRD()
+	crd.Name, crd.Spec.Group, crd.Spec.Names.ShortNames = "widgets."+group, group, nil
+	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+	for i := range 400 {
+		spec.Properties[fmt.Sprintf("extra%03d", i)] = apiextensionsv1.JSONSchemaProps{Type: "string", MaxLength: ptrTo(int64(64))}
+	}
+	crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = spec
+	return crd
+}
+
+// With more CRDs than the schema cache holds, every CRD keeps its full
+// behaviour — defaulting, pruning, OpenAPI and CEL validation, managed
+// fields of server-side apply — while schemas are evicted and compiled
+// again behind the scenes.
+func TestCRDSchemaCacheEvictsAndRecompiles(t *testing.T) {
+	cfg := trellistest.Start(t, trellistest.WithConfig(func(c *server.Config) { c.CRDSchemaCacheMB = 1 }))
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	groups := []string{"a.cache.example.com", "b.cache.example.com", "c.cache.example.com", "d.cache.example.com"}
+	for _, g := range groups {
+		installCRD(t, cfg, wideWidgetCRD(g))
+	}
+	for round := range 3 {
+		for _, g := range groups {
+			r := dyn.Resource(schema.GroupVersionResource{Group: g, Version: "v1", Resource: "widgets"}).Namespace("default")
+			name := fmt.Sprintf("w%d", round)
+			w := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": g + "/v1", "kind": "Widget", "metadata": map[string]any{"name": name},
+				"spec": map[string]any{"color": "red", "extra007": "x", "unknown": "dropped"},
+			}}
+			got, err := r.Create(ctx, w, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("round %d, %s: create: %v", round, g, err)
+			}
+			spec := got.Object["spec"].(map[string]any)
+			if spec["size"] != int64(3) || spec["extra007"] != "x" || spec["unknown"] != nil {
+				t.Errorf("round %d, %s: spec %v; want size defaulted to 3, extra007 kept, unknown pruned", round, g, spec)
+			}
+			bad := w.DeepCopy()
+			bad.SetName(name + "-bad")
+			bad.Object["spec"] = map[string]any{"color": "red", "size": int64(5), "max": int64(2), "extra001": strings.Repeat("y", 65)}
+			_, err = r.Create(ctx, bad, metav1.CreateOptions{})
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.extra001: Too long") {
+				t.Errorf("round %d, %s: invalid create answered %v; want 422 for spec.extra001's length", round, g, err)
+			}
+			// CEL runs only on objects valid by the OpenAPI schema.
+			bad.Object["spec"] = map[string]any{"color": "red", "size": int64(5), "max": int64(2)}
+			_, err = r.Create(ctx, bad, metav1.CreateOptions{})
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "size must not exceed max") {
+				t.Errorf("round %d, %s: create breaking the CEL rule answered %v", round, g, err)
+			}
+			patch := fmt.Sprintf(`{"apiVersion":%q,"kind":"Widget","metadata":{"name":%q},"spec":{"color":"blue"}}`, g+"/v1", name)
+			applied, err := r.Patch(ctx, name, types.ApplyPatchType, []byte(patch), metav1.PatchOptions{FieldManager: "tester", Force: ptrTo(true)})
+			if err != nil {
+				t.Fatalf("round %d, %s: apply: %v", round, g, err)
+			}
+			managers := map[string]bool{}
+			for _, e := range applied.GetManagedFields() {
+				managers[e.Manager] = true
+			}
+			if !managers["tester"] || applied.Object["spec"].(map[string]any)["color"] != "blue" {
+				t.Errorf("round %d, %s: apply gave managers %v and spec %v", round, g, managers, applied.Object["spec"])
+			}
+		}
+	}
+	metrics := scrapeMetrics(t, kubernetes.NewForConfigOrDie(cfg))
+	evictions := metricValue(t, metrics, "trellis_crd_schema_evictions_total")
+	compilations := metricValue(t, metrics, "trellis_crd_schema_compilations_total")
+	if evictions == 0 || compilations <= float64(2*len(groups)) {
+		t.Errorf("%v evictions and %v compilations; want schemas evicted and compiled again", evictions, compilations)
+	}
+	if used := metricValue(t, metrics, "trellis_crd_schema_cache_bytes"); used > 1.5*(1<<20) {
+		t.Errorf("schema cache holds %v bytes, bound 1 MiB (plus the value being added)", used)
+	}
+}
+
+func metricValue(t *testing.T, metrics, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(metrics)
+	if m == nil {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
