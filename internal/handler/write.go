@@ -198,6 +198,24 @@ func (rc *reqCtx) respond(code int, obj runtime.Object, rev int64) {
 	rc.writeOne(code, out, obj)
 }
 
+// respondStored answers a write with the bytes just stored, stamped with
+// their resourceVersion, when those are what encoding obj would give (a
+// JSON object of the storage version): a large object is not encoded
+// twice.
+func (rc *reqCtx) respondStored(code int, obj runtime.Object, raw []byte, rev int64) {
+	out, err := rc.negotiate(false)
+	if err == nil && rc.respondAs == nil && out.kind == asObject && !out.proto && !out.yaml && rc.servesStoredBytes() && rc.storedAsServed(raw) {
+		if stamped := SetResourceVersion(raw, rev); stamped != nil {
+			if m, err := meta.Accessor(obj); err == nil {
+				m.SetResourceVersion(strconv.FormatInt(rev, 10))
+			}
+			writeRaw(rc.w, code, out, stamped)
+			return
+		}
+	}
+	rc.respond(code, obj, rev)
+}
+
 func (rc *reqCtx) create() {
 	if err := rc.createAllowed(); err != nil {
 		rc.fail(err)
@@ -282,7 +300,7 @@ func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 		rc.awaitInitialization(key, rev, m.GetUID())
 		return
 	}
-	rc.respond(http.StatusCreated, obj, rev)
+	rc.respondStored(http.StatusCreated, obj, raw, rev)
 }
 
 // createAllowed refuses creates the strategy refuses (custom resources
@@ -524,7 +542,7 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			rc.deleteFailedInitialization(key, newKV, obj)
 			return
 		}
-		rc.respond(http.StatusOK, obj, newKV.ModRevision)
+		rc.respondStored(http.StatusOK, obj, raw, newKV.ModRevision)
 		return
 	}
 }
