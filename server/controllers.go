@@ -19,7 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/trellis-project/trellis/internal/apiextensions"
 	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
@@ -65,6 +67,7 @@ func (s *Server) startControllers() {
 		apiextensions.WithWebhookTimeout(s.cfg.ConversionWebhookTimeout),
 		apiextensions.WithSchemaPool(s.schemaPool),
 		apiextensions.WithFieldTypes(builtinFieldTypes()))
+	s.crdController.Store(crdc)
 	s.controllers.Add(1)
 	go func() {
 		defer s.controllers.Done()
@@ -185,5 +188,20 @@ func (s *Server) startTokenController(client kubernetes.Interface) {
 			defer s.controllers.Done()
 			tokens.Run(s.stopCtx)
 		}()
+	}
+}
+
+// handOverCRDs has the API hand every CRD it stores to the CRD controller,
+// which then serves a new CRD without waiting for its watch event. It is
+// set before the server serves; the controller starts later.
+func (s *Server) handOverCRDs() {
+	d, ok := s.registry.Lookup(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
+	if !ok {
+		return
+	}
+	d.Written = func(obj runtime.Object) {
+		if c := s.crdController.Load(); c != nil {
+			c.Observe(obj)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/trellis-project/trellis/internal/apiextensions"
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/auth/satoken"
 	"github.com/trellis-project/trellis/internal/budget"
@@ -48,12 +49,14 @@ type Server struct {
 	registry *resource.Registry
 	// schemaPool bounds the memory of CRDs' compiled schemas.
 	schemaPool *budget.Pool
-	pki        *pki.Bundle
-	listener   net.Listener
-	http       *http.Server
-	metrics    *metrics
-	saTokens   *satoken.Config
-	audit      *auditing
+	// crdController, once running, is handed the CRDs the API stores.
+	crdController atomic.Pointer[apiextensions.Controller]
+	pki           *pki.Bundle
+	listener      net.Listener
+	http          *http.Server
+	metrics       *metrics
+	saTokens      *satoken.Config
+	audit         *auditing
 	// authnConfig is what --authentication-config says beyond tokens.
 	authnConfig authenticationConfig
 
@@ -243,6 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 	fieldManagers := s.fieldManagers()
 	admit, admissionSynced := s.admissionChain(authzInformers, dynamicInformers, loopback, loopbackDynamic, authz, fieldManagers)
 	s.guardRBACWrites(authz)
+	s.handOverCRDs()
 	s.registerReviews(authn, authz)
 	h := &handler.Handler{
 		Registry: s.registry, Storage: s.caches, Scheme: builtin.Scheme,

@@ -2,8 +2,10 @@ package apiextensions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	apiextensionslisters "k8s.io/apiextensions-apiserver/pkg/client/listers/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/dynamic"
@@ -60,6 +63,11 @@ type Controller struct {
 
 	// webhooks holds each CRD's conversion webhook client.
 	webhooks *webhookClients
+
+	// observed holds CRDs the API handler has just stored, newer than
+	// the informer's copies, until the informer catches up with them.
+	observedMu sync.Mutex
+	observed   map[string]*apiextensionsv1.CustomResourceDefinition
 
 	// stash holds the version schemas the informer's transform took out
 	// of each CRD, until the next sync of that CRD.
@@ -133,6 +141,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		registeredKey: map[string]string{},
 		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
 		stash:         map[string]stashedSchemas{},
+		observed:      map[string]*apiextensionsv1.CustomResourceDefinition{},
 	}
 	// The informer keeps CRDs without their schemas and managed fields,
 	// which are nearly all of a large CRD's bytes; registration compiles
@@ -149,7 +158,18 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		}
 	}
 	c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
+		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
+				c.observedMu.Lock()
+				delete(c.observed, crd.Name)
+				c.observedMu.Unlock()
+			}
+			enqueue(obj)
+		},
 	})
 	return c
 }
@@ -169,13 +189,101 @@ func (c *Controller) stripCRD(obj any) (any, error) {
 	c.stashMu.Lock()
 	c.stash[crd.Name] = stashedSchemas{resourceVersion: crd.ResourceVersion, schemas: schemas}
 	c.stashMu.Unlock()
+	c.observedMu.Lock()
+	if o, ok := c.observed[crd.Name]; ok && !newer(o.ResourceVersion, crd.ResourceVersion) {
+		delete(c.observed, crd.Name) // the informer has caught up
+	}
+	c.observedMu.Unlock()
 	return crd, nil
+}
+
+// crdMetadata reads only the metadata of a CRD (a PartialObjectMetadata
+// response), not its schemas.
+func (c *Controller) crdMetadata(ctx context.Context, name string) (*metav1.PartialObjectMetadata, error) {
+	raw, err := c.client.ApiextensionsV1().RESTClient().Get().Resource("customresourcedefinitions").Name(name).
+		SetHeader("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1").Do(ctx).Raw()
+	if err != nil {
+		return nil, err
+	}
+	var m metav1.PartialObjectMetadata
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Observe is handed each CRD the API handler has just stored (see
+// resource.Descriptor.Written): the controller serves a new CRD without
+// waiting for its watch to deliver it and decode its hundreds of
+// kilobytes again. It takes ownership of obj.
+func (c *Controller) Observe(obj runtime.Object) {
+	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	if !ok {
+		return
+	}
+	crd.ManagedFields = nil
+	c.observedMu.Lock()
+	if o, ok := c.observed[crd.Name]; !ok || newer(crd.ResourceVersion, o.ResourceVersion) {
+		c.observed[crd.Name] = crd
+	}
+	c.observedMu.Unlock()
+	c.queue.Add(crd.Name)
+}
+
+// newer reports whether resourceVersion a is after b (both the store's
+// revisions).
+func newer(a, b string) bool {
+	x, errA := strconv.ParseInt(a, 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	return errA == nil && errB == nil && x > y
+}
+
+// current returns the newest copy of a CRD the controller knows: the
+// informer's (without schemas), or one the handler has just stored that
+// the informer has not delivered yet. A CRD the informer does not have
+// is confirmed to still exist, so a handed-over CRD deleted meanwhile is
+// not served.
+func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1.CustomResourceDefinition, error) {
+	crd, err := c.lister.Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	c.observedMu.Lock()
+	o := c.observed[name]
+	c.observedMu.Unlock()
+	if o == nil || (crd != nil && !newer(o.ResourceVersion, crd.ResourceVersion)) {
+		if crd == nil {
+			return nil, err
+		}
+		return crd.DeepCopy(), nil
+	}
+	if crd == nil {
+		m, err := c.crdMetadata(ctx, name)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				c.observedMu.Lock()
+				if c.observed[name] == o {
+					delete(c.observed, name)
+				}
+				c.observedMu.Unlock()
+			}
+			return nil, err
+		}
+		if m.ResourceVersion != o.ResourceVersion {
+			// Changed again since: wait for the informer.
+			return nil, apierrors.NewNotFound(apiextensionsv1.Resource("customresourcedefinitions"), name)
+		}
+	}
+	return o.DeepCopy(), nil
 }
 
 // restoreSchemas puts the version schemas back into crd, a copy of the
 // informer's stripped object: from the stash when it holds crd's
 // resourceVersion, else from the server.
 func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
+	if hasSchemas(crd) {
+		return nil // handed over by the API handler, whole
+	}
 	c.stashMu.Lock()
 	st, ok := c.stash[crd.Name]
 	c.stashMu.Unlock()
@@ -194,6 +302,15 @@ func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.Cu
 	full.ManagedFields = nil
 	*crd = *full
 	return nil
+}
+
+func hasSchemas(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, v := range crd.Spec.Versions {
+		if v.Schema == nil {
+			return false
+		}
+	}
+	return len(crd.Spec.Versions) > 0
 }
 
 // dropStash forgets the schemas stashed for resourceVersion rv of a CRD,
@@ -249,7 +366,7 @@ func (c *Controller) next(ctx context.Context) bool {
 }
 
 func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
-	crd, err := c.lister.Get(name)
+	crd, err := c.current(ctx, name)
 	if apierrors.IsNotFound(err) {
 		c.unregister(name)
 		return false, nil
@@ -258,7 +375,6 @@ func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
 		return false, err
 	}
 	defer c.dropStash(name, crd.ResourceVersion)
-	crd = crd.DeepCopy()
 	if crd.DeletionTimestamp != nil {
 		return c.finalize(ctx, crd)
 	}

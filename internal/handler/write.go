@@ -301,6 +301,9 @@ func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 		return
 	}
 	rc.respondStored(http.StatusCreated, obj, raw, rev)
+	if rc.d.Written != nil {
+		rc.d.Written(obj)
+	}
 }
 
 // createAllowed refuses creates the strategy refuses (custom resources
@@ -543,6 +546,9 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			return
 		}
 		rc.respondStored(http.StatusOK, obj, raw, newKV.ModRevision)
+		if rc.d.Written != nil {
+			rc.d.Written(obj)
+		}
 		return
 	}
 }

@@ -60,6 +60,13 @@ type Descriptor struct {
 	// authorization for what the object itself grants (RBAC escalation
 	// prevention). Nil for most resources.
 	WriteGuard WriteGuard
+
+	// Written, if set, is handed each object a create or update has just
+	// stored and answered (not dry runs, nor creates left waiting for
+	// initializers), with its resourceVersion: an in-process controller
+	// learns of it before its watch delivers it. The handler no longer
+	// uses the object; the callee owns it.
+	Written func(obj runtime.Object)
 }
 
 // WriteGuard checks a create or update after decoding and defaulting,
