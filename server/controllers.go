@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"log"
 	"slices"
+	"strconv"
 	"sync"
 
 	"k8s.io/kube-openapi/pkg/validation/spec"
@@ -21,6 +24,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/trellis-project/trellis/internal/apiextensions"
@@ -29,6 +33,7 @@ import (
 	"github.com/trellis-project/trellis/internal/controller/policystatus"
 	"github.com/trellis-project/trellis/internal/controller/serviceaccount"
 	"github.com/trellis-project/trellis/internal/resource/builtin"
+	"github.com/trellis-project/trellis/internal/store"
 	"github.com/trellis-project/trellis/internal/webhook"
 )
 
@@ -66,7 +71,8 @@ func (s *Server) startControllers() {
 		apiextensions.WithServiceResolver(webhook.EndpointsResolver{Client: client}),
 		apiextensions.WithWebhookTimeout(s.cfg.ConversionWebhookTimeout),
 		apiextensions.WithSchemaPool(s.schemaPool),
-		apiextensions.WithFieldTypes(builtinFieldTypes()))
+		apiextensions.WithFieldTypes(builtinFieldTypes()),
+		apiextensions.WithStoredRevision(s.storedCRDRevision))
 	s.crdController.Store(crdc)
 	s.controllers.Add(1)
 	go func() {
@@ -189,6 +195,24 @@ func (s *Server) startTokenController(client kubernetes.Interface) {
 			tokens.Run(s.stopCtx)
 		}()
 	}
+}
+
+// storedCRDRevision reads the resourceVersion of a stored CRD from the
+// watch cache, without decoding it.
+func (s *Server) storedCRDRevision(ctx context.Context, name string) (string, error) {
+	const prefix = "/registry/apiextensions.k8s.io/customresourcedefinitions/"
+	ch, err := s.caches.forPrefix(prefix)
+	if err != nil {
+		return "", err
+	}
+	kv, err := ch.Get(ctx, prefix+name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", apierrors.NewNotFound(apiextensionsv1.Resource("customresourcedefinitions"), name)
+	}
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(kv.ModRevision, 10), nil
 }
 
 // handOverCRDs has the API hand every CRD it stores to the CRD controller,

@@ -53,7 +53,9 @@ type Controller struct {
 	pool *budget.Pool
 	// fieldTypes, if set, is used to build a new CRD's managed-fields
 	// type information while its schemas compile.
-	fieldTypes  *fieldmanager.BuiltinTypes
+	fieldTypes *fieldmanager.BuiltinTypes
+	// revision reads a stored CRD's resourceVersion (nil: over the API).
+	revision    func(ctx context.Context, name string) (string, error)
 	initialized chan struct{}
 	// registeredAt is when each CRD's descriptors last changed, that is
 	// when a new generation of it was first registered.
@@ -90,6 +92,7 @@ type options struct {
 	webhookTimeout time.Duration
 	pool           *budget.Pool
 	fieldTypes     *fieldmanager.BuiltinTypes
+	revision       func(ctx context.Context, name string) (string, error)
 }
 
 // WithFieldTypes has the controller build a newly registered CRD's
@@ -97,6 +100,13 @@ type options struct {
 // registration, instead of in its first write.
 func WithFieldTypes(builtin *fieldmanager.BuiltinTypes) Option {
 	return func(o *options) { o.fieldTypes = builtin }
+}
+
+// WithStoredRevision gives the controller a cheap way to read the
+// resourceVersion of a stored CRD (a NotFound error if there is none),
+// used to confirm a CRD handed over by the API handler still exists.
+func WithStoredRevision(f func(ctx context.Context, name string) (string, error)) Option {
+	return func(o *options) { o.revision = f }
 }
 
 // WithSchemaPool keeps CRDs' compiled schemas in pool, which evicts the
@@ -135,6 +145,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		registrations: map[string]*registration{},
 		pool:          o.pool,
 		fieldTypes:    o.fieldTypes,
+		revision:      o.revision,
 		initialized:   make(chan struct{}),
 		registeredAt:  map[string]time.Time{},
 		registeredGen: map[string]int64{},
@@ -197,19 +208,23 @@ func (c *Controller) stripCRD(obj any) (any, error) {
 	return crd, nil
 }
 
-// crdMetadata reads only the metadata of a CRD (a PartialObjectMetadata
-// response), not its schemas.
-func (c *Controller) crdMetadata(ctx context.Context, name string) (*metav1.PartialObjectMetadata, error) {
+// storedRevision returns the resourceVersion of the stored CRD name,
+// without decoding its schemas: through the store when the server gave
+// the controller a way to read it, else as a metadata-only read.
+func (c *Controller) storedRevision(ctx context.Context, name string) (string, error) {
+	if c.revision != nil {
+		return c.revision(ctx, name)
+	}
 	raw, err := c.client.ApiextensionsV1().RESTClient().Get().Resource("customresourcedefinitions").Name(name).
 		SetHeader("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1").Do(ctx).Raw()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	var m metav1.PartialObjectMetadata
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
+		return "", err
 	}
-	return &m, nil
+	return m.ResourceVersion, nil
 }
 
 // Observe is handed each CRD the API handler has just stored (see
@@ -258,7 +273,7 @@ func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1
 		return crd.DeepCopy(), nil
 	}
 	if crd == nil {
-		m, err := c.crdMetadata(ctx, name)
+		rv, err := c.storedRevision(ctx, name)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				c.observedMu.Lock()
@@ -269,7 +284,7 @@ func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1
 			}
 			return nil, err
 		}
-		if m.ResourceVersion != o.ResourceVersion {
+		if rv != o.ResourceVersion {
 			// Changed again since: wait for the informer.
 			return nil, apierrors.NewNotFound(apiextensionsv1.Resource("customresourcedefinitions"), name)
 		}
