@@ -93,7 +93,7 @@ type Config struct {
 	// schemas of CustomResourceDefinitions kept in memory: validators,
 	// CEL programs, structural schemas and managed-fields type
 	// information. The least recently used are evicted beyond it and
-	// compiled again on their next use. 0 means 128; negative, no bound.
+	// compiled again on their next use. 0 means 64; negative, no bound.
 	CRDSchemaCacheMB int
 	// RequestTimeout bounds every request but watches (the `timeout`
 	// parameter may shorten it); default 60s, as kube-apiserver.
@@ -144,7 +144,7 @@ func (c *Config) defaults() {
 		c.RequestTimeout = time.Minute
 	}
 	if c.CRDSchemaCacheMB == 0 {
-		c.CRDSchemaCacheMB = 128
+		c.CRDSchemaCacheMB = 64
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

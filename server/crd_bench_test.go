@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/trellis-project/trellis/server"
 	"github.com/trellis-project/trellis/trellistest"
 )
 
@@ -181,7 +182,8 @@ func writeHeapProfile(b *testing.B, path string) {
 // client share the process) and Go heap per CRD: once all are Established,
 // and again after one Fleet has been created in each, which builds whatever
 // a CRD's validators and handlers build lazily. It ignores b.N; run it with
-// -benchtime 1x. TRELLIS_BENCH_CRDS sets another count.
+// -benchtime 1x. TRELLIS_BENCH_CRDS sets another count,
+// TRELLIS_BENCH_SCHEMA_CACHE_MB another --crd-schema-cache-size.
 func BenchmarkRSSPerLargeCRD(b *testing.B) {
 	n := 500
 	if s := os.Getenv("TRELLIS_BENCH_CRDS"); s != "" {
@@ -190,7 +192,15 @@ func BenchmarkRSSPerLargeCRD(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cfg := trellistest.Start(b)
+	var opts []trellistest.Option
+	if s := os.Getenv("TRELLIS_BENCH_SCHEMA_CACHE_MB"); s != "" {
+		mb, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts = append(opts, trellistest.WithConfig(func(c *server.Config) { c.CRDSchemaCacheMB = mb }))
+	}
+	cfg := trellistest.Start(b, opts...)
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, 0 // no client-side throttling
 	ext := apiextensionsclient.NewForConfigOrDie(cfg)

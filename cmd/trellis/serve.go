@@ -85,7 +85,7 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 400, "concurrent mutating requests before 429")
 	f.DurationVar(&cfg.MinRequestTimeout, "min-request-timeout", 30*time.Minute, "shortest server-chosen watch duration")
 	f.DurationVar(&cfg.ConversionWebhookTimeout, "conversion-webhook-timeout", 30*time.Second, "timeout of each call to a CustomResourceDefinition's conversion webhook")
-	f.IntVar(&cfg.CRDSchemaCacheMB, "crd-schema-cache-size", 128, "megabytes (estimated) of compiled CustomResourceDefinition schemas kept in memory; the least recently used beyond it are compiled again when next used (negative: no bound)")
+	f.IntVar(&cfg.CRDSchemaCacheMB, "crd-schema-cache-size", 64, "megabytes (estimated) of compiled CustomResourceDefinition schemas kept in memory; the least recently used beyond it are compiled again when next used (negative: no bound)")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", time.Minute, "deadline of every request but watches; the timeout parameter may shorten it")
 	f.DurationVar(&cfg.AdmissionWebhookBackoff, "admission-webhook-backoff", 5*time.Second, "how long an admission webhook that failed three calls in a row is not called (its failurePolicy answers at once); negative disables")
 	f.DurationVar(&cfg.CompactionInterval, "compaction-interval", time.Minute, "how often the embedded store compacts its history")
