@@ -31,16 +31,13 @@ func BenchmarkAdmissionPolicyCreate(b *testing.B) {
 			if withPolicy {
 				installBenchPolicy(b, cs)
 			}
-			i := 0
-			for b.Loop() {
-				i++
-				if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+			benchCreates(b, 1, func(i int) error {
+				_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i)},
 					Data:       map[string]string{"k": "v"},
-				}, metav1.CreateOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
+				}, metav1.CreateOptions{})
+				return err
+			})
 		})
 	}
 }

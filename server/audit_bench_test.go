@@ -6,11 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,39 +54,9 @@ func benchmarkCreateAudited(b *testing.B, level string, dryRun bool) {
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	var next atomic.Int64
-	cpu0 := processCPU(b)
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%07d", i)}, Data: map[string]string{"v": value}}
-				if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, opts); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
-	// CPU time per create (server and client share the process) is less
-	// at the mercy of other processes on a shared machine than wall time.
-	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchCreates(b, 16, func(i int) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%07d", i)}, Data: map[string]string{"v": value}}
+		_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, opts)
+		return err
+	})
 }

@@ -1,12 +1,9 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -129,38 +126,6 @@ func BenchmarkCRDServable(b *testing.B) {
 	}
 }
 
-// procStatusKB returns a field of /proc/self/status in KiB.
-func procStatusKB(b *testing.B, field string) float64 {
-	b.Helper()
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		b.Skip("no /proc/self/status: ", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return v
-		}
-	}
-	b.Fatalf("no %s in /proc/self/status", field)
-	return 0
-}
-
-type memSample struct{ rssMB, heapMB float64 }
-
-func sampleMemory(b *testing.B) memSample {
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return memSample{rssMB: procStatusKB(b, "VmRSS") / 1024, heapMB: float64(ms.HeapInuse) / (1 << 20)}
-}
-
 // writeHeapProfile writes the live heap to path (nothing when path is
 // empty), to see what an installed CRD keeps before any object exists.
 func writeHeapProfile(b *testing.B, path string) {
@@ -182,16 +147,10 @@ func writeHeapProfile(b *testing.B, path string) {
 // client share the process) and Go heap per CRD: once all are Established,
 // and again after one Fleet has been created in each, which builds whatever
 // a CRD's validators and handlers build lazily. It ignores b.N; run it with
-// -benchtime 1x. TRELLIS_BENCH_CRDS sets another count,
+// -benchtime 1x. TRELLIS_BENCH_CRDS sets another count (-short: 5),
 // TRELLIS_BENCH_SCHEMA_CACHE_MB another --crd-schema-cache-size.
 func BenchmarkRSSPerLargeCRD(b *testing.B) {
-	n := 500
-	if s := os.Getenv("TRELLIS_BENCH_CRDS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := benchSize(b, "TRELLIS_BENCH_CRDS", 500, 5)
 	var opts []trellistest.Option
 	if s := os.Getenv("TRELLIS_BENCH_SCHEMA_CACHE_MB"); s != "" {
 		mb, err := strconv.Atoi(s)
@@ -280,13 +239,11 @@ func BenchmarkCreateLargeCustomResource(b *testing.B) {
 			r := dyn.Resource(fleetGVR(group, "v1")).Namespace("default")
 			ctx := context.Background()
 			obj := largeFleet(group)
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
+			benchCreates(b, 1, func(i int) error {
 				obj.SetName(fmt.Sprintf("f-%07d", i))
-				if _, err := r.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
+				_, err := r.Create(ctx, obj, metav1.CreateOptions{})
+				return err
+			})
 		})
 	}
 }

@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -90,26 +88,13 @@ func TestCRDSchemaCacheEvictsAndRecompiles(t *testing.T) {
 			}
 		}
 	}
-	metrics := scrapeMetrics(t, kubernetes.NewForConfigOrDie(cfg))
-	evictions := metricValue(t, metrics, "trellis_crd_schema_evictions_total")
-	compilations := metricValue(t, metrics, "trellis_crd_schema_compilations_total")
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	evictions := metricValue(t, cs, "trellis_crd_schema_evictions_total")
+	compilations := metricValue(t, cs, "trellis_crd_schema_compilations_total")
 	if evictions == 0 || compilations <= float64(2*len(groups)) {
 		t.Errorf("%v evictions and %v compilations; want schemas evicted and compiled again", evictions, compilations)
 	}
-	if used := metricValue(t, metrics, "trellis_crd_schema_cache_bytes"); used > 2*(1<<20) {
+	if used := metricValue(t, cs, "trellis_crd_schema_cache_bytes"); used > 2*(1<<20) {
 		t.Errorf("schema cache holds %v bytes, bound 1 MiB (plus the value being added)", used)
 	}
-}
-
-func metricValue(t *testing.T, metrics, name string) float64 {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(metrics)
-	if m == nil {
-		t.Fatalf("/metrics has no %s", name)
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

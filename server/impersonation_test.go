@@ -65,9 +65,12 @@ func TestImpersonation(t *testing.T) {
 	if err != nil || u.Username != "bob" || !slices.Equal(u.Groups, []string{"system:authenticated"}) || u.UID != "" {
 		t.Errorf("as bob: %+v, %v", u, err)
 	}
-	if _, err := asBob.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{}); err != nil {
-		t.Errorf("bob's grant does not apply when impersonated: %v", err)
-	}
+	// bob's grant was created after alice's; the RBAC informers may see
+	// it a moment later.
+	eventually(t, "bob's grant applies when impersonated", func() error {
+		_, err := asBob.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+		return err
+	})
 
 	full := impersonating(srv, "alice-token", rest.ImpersonationConfig{
 		UserName: "bob", UID: "42", Groups: []string{"devs"}, Extra: map[string][]string{"scopes": {"view"}},

@@ -182,6 +182,12 @@ func writeRaw(w http.ResponseWriter, code int, out output, raw []byte) {
 
 // writeObject encodes obj and writes it.
 func writeObject(w http.ResponseWriter, r *http.Request, code int, out output, obj any) {
+	if out.proto {
+		if pb, ok := encodeProtobuf(out.scheme, obj); ok {
+			writeProtobufBody(w, code, pb)
+			return
+		}
+	}
 	raw, err := encodeJSON(obj)
 	if err != nil {
 		writeError(w, r, err)

