@@ -22,6 +22,7 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 
 	"github.com/trellis-project/trellis/internal/apiextensions"
+	"github.com/trellis-project/trellis/internal/controller/apfconfig"
 	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
 	"github.com/trellis-project/trellis/internal/controller/policystatus"
@@ -89,11 +90,18 @@ func (s *Server) startControllers() {
 		}()
 	}
 
-	// kube-apiserver's own post-start work.
+	// kube-apiserver's own post-start work: its
+	// priority-and-fairness-config-producer.
+	apiserverClient, err := kubernetes.NewForConfig(apiserverCfg)
+	if err != nil {
+		log.Printf("controllers: %v", err)
+		return
+	}
+	apf := apfconfig.New(apiserverClient)
 	s.controllers.Add(1)
 	go func() {
 		defer s.controllers.Done()
-		ensureFlowControlDefaults(s.stopCtx, client)
+		apf.Run(s.stopCtx)
 	}()
 
 	if s.controllerEnabled("namespace") {
