@@ -15,9 +15,13 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
+	fcrequest "k8s.io/apiserver/pkg/util/flowcontrol/request"
+
 	"github.com/trellis-project/trellis/internal/auth"
 	"github.com/trellis-project/trellis/internal/request"
 	"github.com/trellis-project/trellis/internal/resource"
+	"github.com/trellis-project/trellis/internal/resource/builtin"
+	"github.com/trellis-project/trellis/internal/store/bolt"
 )
 
 // BenchmarkConcurrencyLimitFilter prices the concurrency-limit stage of
@@ -104,5 +108,49 @@ func BenchmarkConcurrencyLimitFilter(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// The list work estimator learns a resource's object count and average
+// size from its watch cache; a resource without a running cache is
+// unknown (priced at the minimum), as upstream before its first count.
+func TestObjectStatsFromWatchCaches(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	backend, err := bolt.Open(bolt.Options{Dir: t.TempDir(), CompactionInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	s := &Server{registry: resource.NewRegistry(), caches: newCaches(ctx, backend)}
+	defer s.caches.close()
+	builtin.Register(s.registry)
+	for i := range 3 {
+		v := fmt.Sprintf(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm-%d","namespace":"default"}}`, i)
+		if _, err := backend.Create(ctx, fmt.Sprintf("/registry/configmaps/default/cm-%d", i), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.objectStats("configmaps"); err != fcrequest.ObjectCountNotFoundErr {
+		t.Errorf("configmaps before their cache runs: %v, want ObjectCountNotFoundErr", err)
+	}
+	ch, err := s.caches.forPrefix("/registry/configmaps/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := ch.WaitReady(wctx); err != nil {
+		t.Fatalf("cache not ready: %v (%v)", err, ch.LastError())
+	}
+	st, err := s.objectStats("configmaps")
+	if err != nil || st.ObjectCount != 3 || st.EstimatedAverageObjectSizeBytes < 80 {
+		t.Errorf("configmaps: %+v, %v; want 3 objects of their stamped size", st, err)
+	}
+	if _, err := s.objectStats("deployments.apps"); err != fcrequest.ObjectCountNotFoundErr {
+		t.Errorf("deployments.apps without a cache: %v, want ObjectCountNotFoundErr", err)
+	}
+	if _, err := s.objectStats("nothings.example.com"); err != fcrequest.ObjectCountNotFoundErr {
+		t.Errorf("an unknown resource: %v, want ObjectCountNotFoundErr", err)
 	}
 }
