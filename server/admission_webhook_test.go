@@ -435,15 +435,6 @@ func TestAdmissionWebhookBackoff(t *testing.T) {
 	}
 }
 
-func scrapeMetrics(t *testing.T, cs kubernetes.Interface) string {
-	t.Helper()
-	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw)
-}
-
 // No webhook call outlives the request: with a request timeout shorter
 // than the webhooks', the calls are cut at the request's deadline and the
 // client gets a timeout, even with failurePolicy Ignore.

@@ -108,7 +108,8 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			return
 		}
 		rec.ProcessStage(auditv1.StageRequestReceived)
-		aw := &auditWriter{ResponseWriter: w, rec: rec, longRunning: isLongRunning(r)}
+		info := request.InfoFrom(r.Context())
+		aw := &auditWriter{ResponseWriter: w, rec: rec, longRunning: info != nil && info.LongRunning()}
 		aw.capture = rec.Level() == auditv1.LevelRequestResponse && !aw.longRunning
 		defer func() {
 			if p := recover(); p != nil {
@@ -191,23 +192,6 @@ func (s *Server) newAuditRecord(r *http.Request) *audit.Record {
 		rec.SetUser(u.Name, u.UID, u.Groups, u.Extra)
 	}
 	return rec
-}
-
-// isLongRunning is kube-apiserver's long-running check: watches and the
-// streaming subresources.
-func isLongRunning(r *http.Request) bool {
-	info := request.InfoFrom(r.Context())
-	if info == nil {
-		return false
-	}
-	if info.Verb == "watch" || info.Verb == "proxy" {
-		return true
-	}
-	switch info.Subresource {
-	case "attach", "exec", "proxy", "log", "portforward":
-		return true
-	}
-	return false
 }
 
 // authenticationMethods names the credentials a request that failed to

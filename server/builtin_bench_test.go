@@ -457,26 +457,6 @@ func waitServing(b *testing.B, kubeconfig string) *rest.Config {
 	return nil
 }
 
-// metricValue reads one unlabelled sample from the server's /metrics.
-func metricValue(b testing.TB, cs kubernetes.Interface, name string) float64 {
-	b.Helper()
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return v
-		}
-	}
-	b.Fatalf("no %s in /metrics", name)
-	return 0
-}
-
 // benchDeployment is a Deployment as a typical Helm chart renders it: an
 // application container and a metrics sidecar with ports, env, probes,
 // resources and security contexts, volumes and affinity. About 3 KB of

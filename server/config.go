@@ -61,6 +61,12 @@ type Config struct {
 	// non-long-running requests; beyond them requests get 429.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
+	// DisablePriorityAndFairness turns API Priority and Fairness off
+	// (kube-apiserver's --enable-priority-and-fairness=false): the two
+	// in-flight limits above then apply as they are. With it on (the
+	// default) requests are classified by FlowSchemas and limited per
+	// priority level, which share the sum of both limits.
+	DisablePriorityAndFairness bool
 	// MinRequestTimeout is the shortest server-chosen watch duration.
 	MinRequestTimeout time.Duration
 	// ShutdownTimeout bounds how long Run waits for in-flight requests

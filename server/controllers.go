@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/trellis-project/trellis/internal/apiextensions"
+	"github.com/trellis-project/trellis/internal/controller/apfconfig"
 	"github.com/trellis-project/trellis/internal/controller/clusterroleaggregation"
 	"github.com/trellis-project/trellis/internal/controller/namespace"
 	"github.com/trellis-project/trellis/internal/controller/policystatus"
@@ -100,11 +101,18 @@ func (s *Server) startControllers() {
 		}()
 	}
 
-	// kube-apiserver's own post-start work.
+	// kube-apiserver's own post-start work: its
+	// priority-and-fairness-config-producer.
+	apiserverClient, err := kubernetes.NewForConfig(apiserverCfg)
+	if err != nil {
+		log.Printf("controllers: %v", err)
+		return
+	}
+	apf := apfconfig.New(apiserverClient)
 	s.controllers.Add(1)
 	go func() {
 		defer s.controllers.Done()
-		ensureFlowControlDefaults(s.stopCtx, client)
+		apf.Run(s.stopCtx)
 	}()
 
 	if s.controllerEnabled("namespace") {

@@ -41,10 +41,16 @@ func publicPath(p string) bool {
 
 // filters wraps the router with the request path's generic stages, outer
 // first: panic recovery, request info, audit ID, deadline, metrics,
-// authentication, audit, impersonation, authorization, in-flight limits.
+// authentication, audit, impersonation, concurrency limits (API Priority
+// and Fairness, or the plain in-flight limits without it), authorization
+// — kube-apiserver's order.
 func (s *Server) filters(next http.Handler, authn auth.Authenticator, authz auth.Authorizer) http.Handler {
-	h := s.withInFlightLimit(next)
-	h = withAuthorization(h, authz)
+	h := withAuthorization(next, authz)
+	if s.apf != nil {
+		h = s.apf.filter(h)
+	} else {
+		h = s.withInFlightLimit(h)
+	}
 	h = withImpersonation(h, authz)
 	h = s.withAudit(h)
 	h = withAuthentication(h, authn, s.authnConfig, s.auditFailedAuthentication(unauthorized))
@@ -173,14 +179,15 @@ func withImpersonation(next http.Handler, az auth.Authorizer) http.Handler {
 }
 
 // withInFlightLimit answers 429 with Retry-After when too many
-// short-running requests are being served. Watches are long-running and
-// not counted.
+// short-running requests are being served; kube-apiserver limits this
+// way with API Priority and Fairness off. Long-running requests are not
+// counted.
 func (s *Server) withInFlightLimit(next http.Handler) http.Handler {
 	readOnly := make(chan struct{}, s.cfg.MaxRequestsInFlight)
 	mutating := make(chan struct{}, s.cfg.MaxMutatingRequestsInFlight)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := request.InfoFrom(r.Context())
-		if info != nil && info.Verb == "watch" || isPrivileged(auth.UserFrom(r.Context())) {
+		if info != nil && info.LongRunning() || isPrivileged(auth.UserFrom(r.Context())) {
 			// Watches are long-running; system:masters (the admin, the
 			// server's own loopback) is exempt, as API Priority and
 			// Fairness exempts it in kube-apiserver.
@@ -196,7 +203,7 @@ func (s *Server) withInFlightLimit(next http.Handler) http.Handler {
 			defer func() { <-sem }()
 			next.ServeHTTP(w, r)
 		default:
-			handler.WriteError(w, r, apierrors.NewTooManyRequests("Too many requests, please try again later.", 1))
+			tooManyRequests(w, "1")
 		}
 	})
 }
@@ -232,6 +239,9 @@ func (s *Server) routes(resources http.Handler, disc *discovery.Handler) http.Ha
 		w.Write(mustJSON(Version))
 	})
 	mux.Handle("/metrics", s.metrics.handler())
+	if s.apf != nil {
+		mux.Handle("/debug/api_priority_and_fairness/", s.apf.debug)
+	}
 	mux.Handle("/openapi/", openAPIHandler(s.registry))
 	if h := s.issuerDiscovery(); h != nil {
 		for _, p := range []string{satoken.OpenIDConfigPath, satoken.JWKSPath} {

@@ -17,12 +17,14 @@ import (
 )
 
 // TestInFlightLimitAnswers429 saturates a server allowed one mutating
-// request at a time: the excess gets 429 with Retry-After.
+// request at a time, with API Priority and Fairness off: the excess gets
+// 429 with Retry-After.
 func TestInFlightLimitAnswers429(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens.csv")
 	os.WriteFile(tokens, []byte("busy-token,busy,1002\n"), 0o600)
 	admin := trellistest.Start(t, trellistest.WithConfig(func(c *server.Config) {
 		c.MaxMutatingRequestsInFlight = 1
+		c.DisablePriorityAndFairness = true
 		c.TokenAuthFile = tokens
 	}))
 	// system:masters is exempt from the limits, so a plain user saturates.

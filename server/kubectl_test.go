@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -150,6 +151,11 @@ func TestKubectlDiscovery(t *testing.T) {
 func genericclioptionsConfigFlags(kubeconfig string) *genericclioptions.ConfigFlags {
 	f := genericclioptions.NewConfigFlags(true)
 	f.KubeConfig = &kubeconfig
+	// A discovery cache beside the kubeconfig, not ~/.kube/cache: test
+	// servers reuse each other's ports, and a cache filled by an earlier
+	// server would hide resources a later one serves.
+	cacheDir := filepath.Join(filepath.Dir(kubeconfig), "kubectl-cache")
+	f.CacheDir = &cacheDir
 	return f
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,81 @@ func (m *metrics) registerSchemaPool(p *budget.Pool) {
 			Help: "Compiled CustomResourceDefinition schemas evicted to stay within --crd-schema-cache-size.",
 		}, func() float64 { return float64(p.Stats().Evictions) }),
 	)
+}
+
+// apfMetrics are API Priority and Fairness's request metrics, under
+// kube-apiserver's names and labels, counted by the filter (upstream's
+// library counts into the process-wide legacy registry instead).
+type apfMetrics struct {
+	rejected   *prometheus.CounterVec // flow_schema, priority_level, reason
+	dispatched *prometheus.CounterVec // flow_schema, priority_level
+	executing  *prometheus.GaugeVec   // flow_schema, priority_level
+	seats      *prometheus.GaugeVec   // flow_schema, priority_level
+	inQueue    *prometheus.GaugeVec   // flow_schema, priority_level
+
+	mu    sync.RWMutex
+	flows map[flowKey]*flowMetrics
+}
+
+type flowKey struct{ flowSchema, priorityLevel string }
+
+// flowMetrics are the series of one flow schema and priority level,
+// looked up once rather than per request.
+type flowMetrics struct {
+	dispatched                prometheus.Counter
+	executing, seats, inQueue prometheus.Gauge
+}
+
+func (a *apfMetrics) flow(flowSchema, priorityLevel string) *flowMetrics {
+	k := flowKey{flowSchema, priorityLevel}
+	a.mu.RLock()
+	f := a.flows[k]
+	a.mu.RUnlock()
+	if f != nil {
+		return f
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f := a.flows[k]; f != nil {
+		return f
+	}
+	f = &flowMetrics{
+		dispatched: a.dispatched.WithLabelValues(flowSchema, priorityLevel),
+		executing:  a.executing.WithLabelValues(flowSchema, priorityLevel),
+		seats:      a.seats.WithLabelValues(flowSchema, priorityLevel),
+		inQueue:    a.inQueue.WithLabelValues(flowSchema, priorityLevel),
+	}
+	a.flows[k] = f
+	return f
+}
+
+func (m *metrics) registerAPF() *apfMetrics {
+	labels := []string{"flow_schema", "priority_level"}
+	a := &apfMetrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_flowcontrol_rejected_requests_total",
+			Help: "Requests API Priority and Fairness turned away, by flow schema, priority level and reason.",
+		}, append(labels, "reason")),
+		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_flowcontrol_dispatched_requests_total",
+			Help: "Requests API Priority and Fairness let execute, by flow schema and priority level.",
+		}, labels),
+		executing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "apiserver_flowcontrol_current_executing_requests",
+			Help: "Requests executing now (watches: while they start), by flow schema and priority level.",
+		}, labels),
+		seats: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "apiserver_flowcontrol_current_executing_seats",
+			Help: "Seats held by executing requests, by flow schema and priority level.",
+		}, labels),
+		inQueue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "apiserver_flowcontrol_current_inqueue_requests",
+			Help: "Requests waiting in a queue now, by flow schema and priority level.",
+		}, labels),
+		flows: map[flowKey]*flowMetrics{},
+	}
+	m.registry.MustRegister(a.rejected, a.dispatched, a.executing, a.seats, a.inQueue)
+	return a
 }
 
 func (m *metrics) handler() http.Handler {

@@ -59,6 +59,9 @@ type Server struct {
 	audit         *auditing
 	// authnConfig is what --authentication-config says beyond tokens.
 	authnConfig authenticationConfig
+	// apf is API Priority and Fairness; nil when disabled.
+	apf      *priorityAndFairness
+	prefixes atomic.Pointer[prefixIndex] // for apf's work estimates
 
 	inFlight      atomic.Int64 // requests being served, for shutdown
 	loopbackToken string
@@ -253,6 +256,10 @@ func (s *Server) Run(ctx context.Context) error {
 		Namespaces: namespaceLookup{caches: s.caches}, MinWatchTimeout: s.cfg.MinRequestTimeout,
 		FieldManagers: fieldManagers, Admission: admit,
 	}
+	if !s.cfg.DisablePriorityAndFairness {
+		// Its informers share the authorizers' factory, started below.
+		s.apf = s.newPriorityAndFairness(authzInformers, loopback.FlowcontrolV1())
+	}
 	disc := &discovery.Handler{Registry: s.registry}
 	root := s.routes(h, disc)
 	chain := s.filters(root, authn, authz)
@@ -286,6 +293,15 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { serveErr <- s.http.Serve(tls.NewListener(s.listener, tlsCfg)) }()
 	authzInformers.Start(s.stopCtx.Done())
 	dynamicInformers.Start(s.stopCtx.Done())
+	if s.apf != nil {
+		// Not waited for: until its informers sync, the controller
+		// classifies by the mandatory objects alone, as upstream.
+		s.controllers.Add(1)
+		go func() {
+			defer s.controllers.Done()
+			s.apf.run(s.stopCtx.Done())
+		}()
+	}
 	for _, synced := range append(s.authzSynced, admissionSynced...) {
 		if !controller.WaitForSync(s.stopCtx, synced) {
 			s.shutdown()

@@ -67,6 +67,14 @@ func (c *caches) forPrefix(prefix string) (*cache.Cache, error) {
 	return ch, nil
 }
 
+// existing returns the cache of prefix if one is running, without
+// starting one.
+func (c *caches) existing(prefix string) *cache.Cache {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byPref[prefix]
+}
+
 func (c *caches) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -32,6 +32,8 @@ type kubeAPIServerOptions struct {
 	etcdPrefix   string
 	noEffect     map[string]*string // accepted flags without an effect, by name
 	noEffectBool map[string]*bool
+	// enableAPF is --enable-priority-and-fairness.
+	enableAPF bool
 }
 
 // noEffectFlags are kube-apiserver flags that envtest or common test set-ups
@@ -58,7 +60,6 @@ var noEffectFlags = []struct{ name, usage string }{
 var noEffectBoolFlags = []struct{ name, usage string }{
 	{"anonymous-auth", "accepted; anonymous requests reach only /healthz, /livez, /readyz and /version"},
 	{"profiling", "accepted; no pprof endpoints"},
-	{"enable-priority-and-fairness", "accepted; Trellis limits concurrency with --max-requests-inflight only"},
 }
 
 func newKubeAPIServerCommand() *cobra.Command {
@@ -125,6 +126,7 @@ would; without it, to an embedded store under --cert-dir.`,
 	f.BoolVar(&allowPrivileged, "allow-privileged", false, "allow privileged containers in Pods")
 	f.IntVar(&o.cfg.MaxRequestsInFlight, "max-requests-inflight", 400, "concurrent read-only requests before 429")
 	f.IntVar(&o.cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 200, "concurrent mutating requests before 429")
+	f.BoolVar(&o.enableAPF, "enable-priority-and-fairness", true, "classify requests by FlowSchemas and limit them per priority level (API Priority and Fairness); false: the max-in-flight limits alone")
 	f.DurationVar(&o.cfg.MinRequestTimeout, "min-request-timeout", 30*time.Minute, "shortest server-chosen watch duration")
 	f.DurationVar(&o.cfg.RequestTimeout, "request-timeout", time.Minute, "deadline of every request but watches")
 	f.StringVar(&o.cfg.ServiceClusterIPRange, "service-cluster-ip-range", "10.0.0.0/24", "CIDR whose first address the kubernetes Service gets (other Services get addresses of Trellis's own choosing)")
@@ -147,6 +149,7 @@ func (o *kubeAPIServerOptions) config() (server.Config, error) {
 		return cfg, fmt.Errorf("--etcd-prefix=%s: only /registry is supported", o.etcdPrefix)
 	}
 	cfg.Listen = net.JoinHostPort(o.bindAddress, strconv.Itoa(o.securePort))
+	cfg.DisablePriorityAndFairness = !o.enableAPF
 	cfg.DataDir = o.certDir
 	if cfg.CertFile == "" && cfg.KeyFile == "" {
 		// As kube-apiserver: a serving pair in --cert-dir is used; envtest

@@ -76,3 +76,27 @@ func TestKubeAPIServerConfigUsesEnvtestCertificates(t *testing.T) {
 		t.Errorf("AuthorizationModes = %q; want Node dropped", cfg.AuthorizationModes)
 	}
 }
+
+// --enable-priority-and-fairness is on by default, as kube-apiserver's.
+func TestKubeAPIServerPriorityAndFairnessFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		wantDisable bool
+	}{
+		{nil, false},
+		{[]string{"--enable-priority-and-fairness=false"}, true},
+		{[]string{"--enable-priority-and-fairness=true"}, false},
+	} {
+		cmd, o := kubeAPIServerCommand()
+		if err := cmd.Flags().Parse(append([]string{"--cert-dir=" + t.TempDir()}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.DisablePriorityAndFairness != tc.wantDisable {
+			t.Errorf("%q: DisablePriorityAndFairness = %v, want %v", tc.args, cfg.DisablePriorityAndFairness, tc.wantDisable)
+		}
+	}
+}

@@ -35,6 +35,7 @@ func newRootCommand() *cobra.Command {
 
 func newServeCommand() *cobra.Command {
 	var cfg server.Config
+	enableAPF := true
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the API server (embedded store by default, etcd with --etcd-servers)",
@@ -45,6 +46,7 @@ func newServeCommand() *cobra.Command {
 			if cfg.AuthorizationConfigFile != "" && !cmd.Flags().Changed("authorization-mode") {
 				cfg.AuthorizationModes = nil
 			}
+			cfg.DisablePriorityAndFairness = !enableAPF
 			return runServe(cmd.Context(), cfg)
 		},
 	}
@@ -83,6 +85,7 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&cfg.AuditLogBufferSize, "audit-log-batch-buffer-size", 10000, "audit events queued for the log writer; beyond it events are dropped rather than delaying requests")
 	f.IntVar(&cfg.MaxRequestsInFlight, "max-requests-inflight", 800, "concurrent read-only requests before 429")
 	f.IntVar(&cfg.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", 400, "concurrent mutating requests before 429")
+	f.BoolVar(&enableAPF, "enable-priority-and-fairness", true, "classify requests by FlowSchemas and limit them per priority level (API Priority and Fairness), which share both max-in-flight limits; false: the two limits alone")
 	f.DurationVar(&cfg.MinRequestTimeout, "min-request-timeout", 30*time.Minute, "shortest server-chosen watch duration")
 	f.DurationVar(&cfg.ConversionWebhookTimeout, "conversion-webhook-timeout", 30*time.Second, "timeout of each call to a CustomResourceDefinition's conversion webhook")
 	f.IntVar(&cfg.CRDSchemaCacheMB, "crd-schema-cache-size", 64, "megabytes (estimated) of compiled CustomResourceDefinition schemas kept in memory; the least recently used beyond it are compiled again when next used (negative: no bound)")

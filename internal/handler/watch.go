@@ -117,6 +117,8 @@ func (rc *reqCtx) watch() {
 		}
 	}
 	ww.flush()
+	// From here on the watch only follows: what it cost to start is paid.
+	watchInitialized(ctx)
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

@@ -124,6 +124,25 @@ func Parse(r *http.Request) *Info {
 	return info
 }
 
+// LongRunning is kube-apiserver's long-running check: watches, proxies
+// and the streaming subresources of pods. Such requests have no deadline
+// and, but for watches while they start, take no part in concurrency
+// limits.
+func (i *Info) LongRunning() bool {
+	switch i.Verb {
+	case "watch", "proxy":
+		return true
+	}
+	if i.IsResourceRequest {
+		switch i.Subresource {
+		case "attach", "exec", "proxy", "log", "portforward":
+			return true
+		}
+		return false
+	}
+	return strings.HasPrefix(i.Path, "/debug/pprof/")
+}
+
 // IsTooDeep reports paths with more segments than any resource path has.
 func (i *Info) IsTooDeep() bool {
 	n := len(i.Parts)

@@ -175,6 +175,9 @@ type Cache struct {
 	isReady  atomic.Bool
 	closed   atomic.Bool
 
+	// objects and valueBytes mirror the tree's size, for Stats.
+	objects, valueBytes atomic.Int64
+
 	mu        sync.Mutex
 	tree      *btree.BTreeG[store.KV] // transformed values, by key
 	rev       int64                   // every event up to rev is applied
@@ -233,6 +236,13 @@ func (c *Cache) Prefix() string { return c.prefix }
 // Revision is the newest revision the cache has applied: its contents are
 // the backend's at this revision, restricted to the prefix.
 func (c *Cache) Revision() int64 { return c.revision.Load() }
+
+// Stats reports how many objects the cache holds and the total size of
+// their values, without taking the cache's lock. Both are zero until the
+// cache is first filled.
+func (c *Cache) Stats() (objects, valueBytes int64) {
+	return c.objects.Load(), c.valueBytes.Load()
+}
 
 // Ready reports whether the cache holds a complete copy and follows the
 // backend. It is false before the first fill and during a relist.
@@ -392,7 +402,7 @@ func (c *Cache) becomeUnready() {
 func (c *Cache) fill() error {
 	tree := btree.NewG(btreeDegree, lessKV)
 	opts := store.ListOptions{Limit: fillPageSize}
-	var rev int64
+	var rev, size int64
 	for {
 		res, err := c.backend.List(c.ctx, c.prefix, opts)
 		if err != nil {
@@ -404,6 +414,7 @@ func (c *Cache) fill() error {
 				return err
 			}
 			tree.ReplaceOrInsert(kv)
+			size += int64(len(kv.Value))
 		}
 		if !res.More || len(res.KVs) == 0 {
 			break
@@ -417,6 +428,8 @@ func (c *Cache) fill() error {
 	}
 	c.mu.Lock()
 	c.tree = tree
+	c.objects.Store(int64(tree.Len()))
+	c.valueBytes.Store(size)
 	c.ring.reset(rev)
 	c.setRevLocked(rev)
 	c.setReadyLocked(true)
@@ -514,9 +527,14 @@ func (c *Cache) apply(ev store.Event) error {
 		kv.Value = value
 		out := store.Event{Type: store.Put, KV: kv, Revision: ev.Revision}
 		c.mu.Lock()
+		size := int64(len(kv.Value))
 		if old, had := c.tree.ReplaceOrInsert(kv); had {
 			out.Prev = &old
+			size -= int64(len(old.Value))
+		} else {
+			c.objects.Add(1)
 		}
+		c.valueBytes.Add(size)
 		c.commitLocked(out)
 		c.mu.Unlock()
 		return nil
@@ -528,6 +546,8 @@ func (c *Cache) apply(ev store.Event) error {
 		c.mu.Lock()
 		if old, had := c.tree.Delete(store.KV{Key: ev.KV.Key}); had {
 			out.Prev = &old
+			c.objects.Add(-1)
+			c.valueBytes.Add(-int64(len(old.Value)))
 		} else if ev.Prev != nil {
 			// Not expected: the cache holds every live key. Keep the
 			// event's own previous version rather than drop the event.

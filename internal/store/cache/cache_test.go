@@ -1282,3 +1282,31 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		}
 	}
 }
+
+// Stats follows the objects the cache holds: the fill, creates, updates
+// that change a value's size, and deletes.
+func TestStatsCountObjectsAndBytes(t *testing.T) {
+	b := openBolt(t)
+	create(t, b, prefix+"a", "12345")
+	create(t, b, prefix+"b", "123")
+	create(t, b, "/registry/other/x", "not counted")
+	c := start(t, b, cache.Options{})
+	check := func(what string, objects, size int64) {
+		t.Helper()
+		catchUp(t, c)
+		if n, s := c.Stats(); n != objects || s != size {
+			t.Errorf("%s: Stats() = %d objects, %d bytes; want %d, %d", what, n, s, objects, size)
+		}
+	}
+	check("after the fill", 2, 8)
+	create(t, b, prefix+"c", "1")
+	check("after a create", 3, 9)
+	if _, err := b.Update(context.Background(), prefix+"a", []byte("12"), store.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	check("after an update", 3, 6)
+	if _, err := b.Delete(context.Background(), prefix+"b", store.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a delete", 2, 3)
+}
