@@ -3,6 +3,8 @@ package handler
 import (
 	"encoding/json"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestSetResourceVersion(t *testing.T) {
@@ -42,6 +44,27 @@ func TestWithoutTypeMetaDropsOnlyTopLevelKindAndAPIVersion(t *testing.T) {
 		}
 		if string(raw) != in {
 			t.Errorf("withoutTypeMeta modified its input: %s", raw)
+		}
+	}
+}
+
+func TestPeekTypeMeta(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want metav1.TypeMeta
+		ok   bool
+	}{
+		{`{"kind":"ConfigMap","metadata":{"kind":"x","apiVersion":"y"},"apiVersion":"v1"}`, metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"}, true},
+		{` { "apiVersion" : "apps/v1" , "kind" : "Deployment" } `, metav1.TypeMeta{Kind: "Deployment", APIVersion: "apps/v1"}, true},
+		{`{"metadata":{"kind":"x","apiVersion":"y"}}`, metav1.TypeMeta{}, false},
+		{`{"apiVersion":"v1"}`, metav1.TypeMeta{}, false},
+		{`{"apiVersion":"v\u0031","kind":"ConfigMap"}`, metav1.TypeMeta{}, false},
+		{`{"apiVersion":1,"kind":"ConfigMap"}`, metav1.TypeMeta{}, false},
+		{`{"apiVersion":"v1","kind":"ConfigMap"`, metav1.TypeMeta{}, false},
+	} {
+		got, ok := peekTypeMeta([]byte(tc.body))
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("peekTypeMeta(%s) = %+v, %v; want %+v, %v", tc.body, got, ok, tc.want, tc.ok)
 		}
 	}
 }

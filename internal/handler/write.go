@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,9 +82,11 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 	if err != nil {
 		return nil, err
 	}
-	var tm metav1.TypeMeta
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &tm); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("couldn't get version/kind; json parse error: %v", err))
+	tm, ok := peekTypeMeta(body)
+	if !ok {
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &tm); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("couldn't get version/kind; json parse error: %v", err))
+		}
 	}
 	want := rc.d.GroupVersionKind()
 	if tm.APIVersion != "" && tm.APIVersion != want.GroupVersion().String() {
@@ -118,6 +121,27 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
+}
+
+// peekTypeMeta reads a body's top-level apiVersion and kind without
+// decoding the rest (a large CRD is hundreds of kilobytes); ok is false
+// when either is missing or escaped, or the body is not JSON, and the
+// caller decodes (and words the error as upstream).
+func peekTypeMeta(body []byte) (tm metav1.TypeMeta, ok bool) {
+	if !json.Valid(body) {
+		return tm, false
+	}
+	for _, f := range []struct {
+		key  string
+		into *string
+	}{{"apiVersion", &tm.APIVersion}, {"kind", &tm.Kind}} {
+		start, end, found := topLevelValue(body, f.key, '"')
+		if !found || bytes.IndexByte(body[start:end], '\\') >= 0 {
+			return metav1.TypeMeta{}, false
+		}
+		*f.into = string(body[start+1 : end-1])
+	}
+	return tm, true
 }
 
 // reportUnknownFields applies fieldValidation to what strict decoding

@@ -82,9 +82,12 @@ const CRDCleanupFinalizer = "customresourcecleanup.apiextensions.k8s.io"
 // their custom resources.
 func customResourceDefinitions() kindDef {
 	main, st := newHooks(), newHooks()
+	// The prepare steps take the served v1 object (prepareServed): a
+	// large CRD's conversion to the internal version and back costs
+	// milliseconds.
 	main.prepareCreate = func(ctx context.Context, obj runtime.Object) {
-		crd := obj.(*apiextensions.CustomResourceDefinition)
-		crd.Status = apiextensions.CustomResourceDefinitionStatus{}
+		crd := obj.(*apiextensionsv1.CustomResourceDefinition)
+		crd.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
 		recordStoredVersion(crd)
 		for _, f := range crd.Finalizers {
 			if f == CRDCleanupFinalizer {
@@ -94,7 +97,7 @@ func customResourceDefinitions() kindDef {
 		crd.Finalizers = append(crd.Finalizers, CRDCleanupFinalizer)
 	}
 	main.prepareUpdate = func(ctx context.Context, obj, old runtime.Object) {
-		crd, oldCRD := obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition)
+		crd, oldCRD := obj.(*apiextensionsv1.CustomResourceDefinition), old.(*apiextensionsv1.CustomResourceDefinition)
 		crd.Status = oldCRD.Status
 		if !apiequality.Semantic.DeepEqual(crd.Spec, oldCRD.Spec) {
 			recordStoredVersion(crd)
@@ -107,7 +110,7 @@ func customResourceDefinitions() kindDef {
 		return apiextensionsvalidation.ValidateCustomResourceDefinitionUpdate(ctx, obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition))
 	}
 	st.prepareUpdate = func(ctx context.Context, obj, old runtime.Object) {
-		obj.(*apiextensions.CustomResourceDefinition).Spec = old.(*apiextensions.CustomResourceDefinition).Spec
+		obj.(*apiextensionsv1.CustomResourceDefinition).Spec = old.(*apiextensionsv1.CustomResourceDefinition).Spec
 	}
 	st.validateUpdate = func(ctx context.Context, obj, old runtime.Object) field.ErrorList {
 		return apiextensionsvalidation.ValidateUpdateCustomResourceDefinitionStatus(ctx, obj.(*apiextensions.CustomResourceDefinition), old.(*apiextensions.CustomResourceDefinition))
@@ -116,7 +119,7 @@ func customResourceDefinitions() kindDef {
 		gv: apiextensionsv1.SchemeGroupVersion, kind: "CustomResourceDefinition", resource: "customresourcedefinitions",
 		short: []string{"crd", "crds"}, categories: []string{"api-extensions"},
 		prefix:    "/registry/apiextensions.k8s.io/customresourcedefinitions/",
-		specField: "Spec", rules: main, subs: status(st),
+		specField: "Spec", rules: main, subs: status(st), prepareServed: true,
 		table: rest.NewDefaultTableConvertor(apiextensions.Resource("customresourcedefinitions")),
 		reset: map[string][]string{"": {"status"}, "status": {"spec"}},
 	}
@@ -124,7 +127,7 @@ func customResourceDefinitions() kindDef {
 
 // recordStoredVersion adds the storage version to status.storedVersions,
 // as upstream does, so migrations know which versions are on disk.
-func recordStoredVersion(crd *apiextensions.CustomResourceDefinition) {
+func recordStoredVersion(crd *apiextensionsv1.CustomResourceDefinition) {
 	for _, v := range crd.Spec.Versions {
 		if !v.Storage {
 			continue

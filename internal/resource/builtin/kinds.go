@@ -83,6 +83,11 @@ type kindDef struct {
 	pendingFinalizers func(obj runtime.Object) bool
 	reset             map[string][]string
 	specField         string
+	// prepareServed has the rules' prepare steps take the served
+	// (versioned) object rather than the internal one, sparing a
+	// conversion each way; for kinds whose prepare steps are Trellis's
+	// own hooks and whose objects are large (CRDs).
+	prepareServed bool
 }
 
 // all is the category of `kubectl get all`.
@@ -115,6 +120,7 @@ func (k kindDef) describe() *resource.Descriptor {
 		beginDelete:       k.beginDelete,
 		pendingFinalizers: k.pendingFinalizers,
 		reset:             k.reset,
+		prepareServed:     k.prepareServed,
 	}
 	if h, ok := k.rules.(*hooks); ok {
 		h.namespaced = k.namespaced

@@ -77,6 +77,8 @@ type typed struct {
 	// top-level fields a write there discards, for kinds whose rules do
 	// not report them themselves (upstream's GetResetFields).
 	reset map[string][]string
+	// prepareServed: the rules' prepare steps take served objects.
+	prepareServed bool
 }
 
 var _ resource.Strategy = (*typed)(nil)
@@ -166,6 +168,10 @@ func (t *typed) fromInternal(in runtime.Object, out runtime.Object) {
 
 func (t *typed) PrepareForCreate(ctx context.Context, obj runtime.Object) {
 	ctx = t.upstreamContext(ctx, "")
+	if t.prepareServed {
+		t.rules.main.PrepareForCreate(ctx, obj)
+		return
+	}
 	in := t.toInternal(obj)
 	if t.before != nil {
 		t.before(ctx, in, nil, "")
@@ -176,6 +182,10 @@ func (t *typed) PrepareForCreate(ctx context.Context, obj runtime.Object) {
 
 func (t *typed) PrepareForUpdate(ctx context.Context, obj, old runtime.Object, sub string) {
 	ctx = t.upstreamContext(ctx, sub)
+	if t.prepareServed {
+		t.rules.forUpdate(sub).PrepareForUpdate(ctx, obj, old)
+		return
+	}
 	in, oldIn := t.toInternal(obj), t.toInternal(old)
 	if t.before != nil {
 		t.before(ctx, in, oldIn, sub)
