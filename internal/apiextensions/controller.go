@@ -11,13 +11,14 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apiextensionsinformers "k8s.io/apiextensions-apiserver/pkg/client/informers/externalversions"
 	apiextensionslisters "k8s.io/apiextensions-apiserver/pkg/client/listers/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -40,7 +41,6 @@ type Controller struct {
 	dynamic  dynamic.Interface
 	registry *resource.Registry
 
-	factory  apiextensionsinformers.SharedInformerFactory
 	informer cache.SharedIndexInformer
 	lister   apiextensionslisters.CustomResourceDefinitionLister
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -81,7 +81,7 @@ type Controller struct {
 // resourceVersion of a CRD.
 type stashedSchemas struct {
 	resourceVersion string
-	schemas         []*apiextensionsv1.CustomResourceValidation
+	schemas         []any // unstructured; nil for a version without
 }
 
 // Option configures the controller.
@@ -133,11 +133,22 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	factory := apiextensionsinformers.NewSharedInformerFactory(client, 0)
-	inf := factory.Apiextensions().V1().CustomResourceDefinitions()
+	// The informer reads CRDs as unstructured objects: decoding a large
+	// CRD's schemas into typed form costs tens of milliseconds (each
+	// nested schema is scanned again by its own UnmarshalJSON), and the
+	// transform drops them anyway.
+	crds := dyn.Resource(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
+	informer := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return crds.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return crds.Watch(ctx, opts)
+		},
+	}, &unstructured.Unstructured{}, 0, cache.Indexers{})
 	c := &Controller{
-		client: client, dynamic: dyn, registry: reg, factory: factory,
-		informer: inf.Informer(), lister: inf.Lister(),
+		client: client, dynamic: dyn, registry: reg,
+		informer: informer, lister: apiextensionslisters.NewCustomResourceDefinitionLister(informer.GetIndexer()),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 2*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "crd"}),
@@ -185,17 +196,31 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 	return c
 }
 
-// stripCRD takes the version schemas and managed fields out of a CRD the
-// informer decoded, stashing the schemas for the CRD's next sync.
+// stripCRD turns a CRD the informer decoded (unstructured) into a typed
+// CRD without its version schemas and managed fields, stashing the schemas
+// for the CRD's next sync.
 func (c *Controller) stripCRD(obj any) (any, error) {
-	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return obj, nil
 	}
-	crd.ManagedFields = nil
-	schemas := make([]*apiextensionsv1.CustomResourceValidation, len(crd.Spec.Versions))
-	for i := range crd.Spec.Versions {
-		schemas[i], crd.Spec.Versions[i].Schema = crd.Spec.Versions[i].Schema, nil
+	if m, ok := u.Object["metadata"].(map[string]any); ok {
+		delete(m, "managedFields")
+	}
+	var schemas []any
+	if spec, ok := u.Object["spec"].(map[string]any); ok {
+		versions, _ := spec["versions"].([]any)
+		schemas = make([]any, len(versions))
+		for i, v := range versions {
+			if m, ok := v.(map[string]any); ok {
+				schemas[i] = m["schema"]
+				delete(m, "schema")
+			}
+		}
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, crd); err != nil {
+		return nil, err
 	}
 	c.stashMu.Lock()
 	c.stash[crd.Name] = stashedSchemas{resourceVersion: crd.ResourceVersion, schemas: schemas}
@@ -206,6 +231,41 @@ func (c *Controller) stripCRD(obj any) (any, error) {
 	}
 	c.observedMu.Unlock()
 	return crd, nil
+}
+
+// restoreSchemas puts the version schemas back into crd, a copy of the
+// informer's stripped object: from the stash when it holds crd's
+// resourceVersion, else from the server.
+func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
+	if hasSchemas(crd) {
+		return nil // handed over by the API handler, whole
+	}
+	c.stashMu.Lock()
+	st, ok := c.stash[crd.Name]
+	c.stashMu.Unlock()
+	if ok && st.resourceVersion == crd.ResourceVersion && len(st.schemas) == len(crd.Spec.Versions) {
+		for i := range crd.Spec.Versions {
+			m, ok := st.schemas[i].(map[string]any)
+			if !ok {
+				continue
+			}
+			v := &apiextensionsv1.CustomResourceValidation{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, v); err != nil {
+				return fmt.Errorf("schema of version %s: %w", crd.Spec.Versions[i].Name, err)
+			}
+			crd.Spec.Versions[i].Schema = v
+		}
+		return nil
+	}
+	full, err := c.client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	// Newer than the informer's copy: register what is stored now; the
+	// informer's event for it will find it registered.
+	full.ManagedFields = nil
+	*crd = *full
+	return nil
 }
 
 // storedRevision returns the resourceVersion of the stored CRD name,
@@ -292,33 +352,6 @@ func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1
 	return o.DeepCopy(), nil
 }
 
-// restoreSchemas puts the version schemas back into crd, a copy of the
-// informer's stripped object: from the stash when it holds crd's
-// resourceVersion, else from the server.
-func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) error {
-	if hasSchemas(crd) {
-		return nil // handed over by the API handler, whole
-	}
-	c.stashMu.Lock()
-	st, ok := c.stash[crd.Name]
-	c.stashMu.Unlock()
-	if ok && st.resourceVersion == crd.ResourceVersion && len(st.schemas) == len(crd.Spec.Versions) {
-		for i := range crd.Spec.Versions {
-			crd.Spec.Versions[i].Schema = st.schemas[i]
-		}
-		return nil
-	}
-	full, err := c.client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	// Newer than the informer's copy: register what is stored now; the
-	// informer's event for it will find it registered.
-	full.ManagedFields = nil
-	*crd = *full
-	return nil
-}
-
 func hasSchemas(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	for _, v := range crd.Spec.Versions {
 		if v.Schema == nil {
@@ -341,7 +374,7 @@ func (c *Controller) dropStash(name, rv string) {
 // Run processes CRDs until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	defer c.queue.ShutDown()
-	c.factory.Start(ctx.Done())
+	go c.informer.RunWithContext(ctx)
 	if !controller.WaitForSync(ctx, c.informer.HasSynced) {
 		return
 	}
@@ -359,7 +392,6 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 	}()
 	<-ctx.Done()
-	c.factory.Shutdown()
 }
 
 // Initialized is closed once the CRDs that existed at start are served.
@@ -681,7 +713,10 @@ func (c *Controller) updateStatus(ctx context.Context, crd *apiextensionsv1.Cust
 	for i := range body.Spec.Versions {
 		body.Spec.Versions[i].Schema = nil
 	}
-	_, err = c.client.ApiextensionsV1().CustomResourceDefinitions().UpdateStatus(ctx, &body, metav1.UpdateOptions{})
+	// The answer is the whole CRD, whose typed decode costs tens of
+	// milliseconds for a large one; the informer delivers it anyway.
+	err = c.client.ApiextensionsV1().RESTClient().Put().Resource("customresourcedefinitions").
+		Name(crd.Name).SubResource("status").Body(&body).Do(ctx).Error()
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
