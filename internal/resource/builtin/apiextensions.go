@@ -120,6 +120,15 @@ func customResourceDefinitions() kindDef {
 		short: []string{"crd", "crds"}, categories: []string{"api-extensions"},
 		prefix:    "/registry/apiextensions.k8s.io/customresourcedefinitions/",
 		specField: "Spec", rules: main, subs: status(st), prepareServed: true,
+		// Status validation reads metadata and status only.
+		statusLight: func(obj runtime.Object) runtime.Object {
+			crd := *obj.(*apiextensionsv1.CustomResourceDefinition)
+			crd.Spec.Versions = slices.Clone(crd.Spec.Versions)
+			for i := range crd.Spec.Versions {
+				crd.Spec.Versions[i].Schema = nil
+			}
+			return &crd
+		},
 		table: rest.NewDefaultTableConvertor(apiextensions.Resource("customresourcedefinitions")),
 		reset: map[string][]string{"": {"status"}, "status": {"spec"}},
 	}

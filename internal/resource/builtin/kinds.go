@@ -88,6 +88,10 @@ type kindDef struct {
 	// conversion each way; for kinds whose prepare steps are Trellis's
 	// own hooks and whose objects are large (CRDs).
 	prepareServed bool
+	// statusLight returns a shallow copy of a served object without the
+	// parts validation of a /status write never reads (a CRD's schemas),
+	// so that write does not convert them to the internal version.
+	statusLight func(obj runtime.Object) runtime.Object
 }
 
 // all is the category of `kubectl get all`.
@@ -121,6 +125,7 @@ func (k kindDef) describe() *resource.Descriptor {
 		pendingFinalizers: k.pendingFinalizers,
 		reset:             k.reset,
 		prepareServed:     k.prepareServed,
+		statusLight:       k.statusLight,
 	}
 	if h, ok := k.rules.(*hooks); ok {
 		h.namespaced = k.namespaced

@@ -6,10 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/trellis-project/trellis/trellistest"
 )
 
 // A server started on the data of another serves the CRDs stored there
@@ -51,5 +54,26 @@ func TestCRDsServedAfterRestart(t *testing.T) {
 	bad.SetAPIVersion("restart.example.com/v1")
 	if _, err := r.Create(ctx, bad, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `spec.color: Unsupported value: "green"`) {
 		t.Errorf("create with a color outside the enum answered %v", err)
+	}
+}
+
+// A CRD's /status write is still validated as upstream validates it (its
+// accepted names), although its schemas are left out of that validation.
+func TestCRDStatusWriteValidated(t *testing.T) {
+	cfg := trellistest.Start(t)
+	installCRD(t, cfg, wideWidgetCRD("status.example.com"))
+	ext := apiextensionsclient.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, "widgets.status.example.com", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd.Status.AcceptedNames.Plural = "Not_A_Name"
+	_, err = ext.ApiextensionsV1().CustomResourceDefinitions().UpdateStatus(ctx, crd, metav1.UpdateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "status.acceptedNames.plural: Invalid value") {
+		t.Fatalf("status write with an invalid accepted plural answered %v; want 422 on status.acceptedNames.plural", err)
+	}
+	if got, _ := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{}); got.Spec.Versions[0].Schema == nil || len(got.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties) < 400 {
+		t.Fatal("the stored CRD lost its schema")
 	}
 }
