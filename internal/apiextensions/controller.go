@@ -646,6 +646,11 @@ func (c *Controller) unregister(name string) {
 		delete(c.registrations, name)
 	}
 	c.webhooks.forget(name)
+	// The informer's delete event stashed the schemas of the CRD's last
+	// state; nothing will register them.
+	c.stashMu.Lock()
+	delete(c.stash, name)
+	c.stashMu.Unlock()
 }
 
 // finalize deletes every custom resource of a CRD being deleted, then
