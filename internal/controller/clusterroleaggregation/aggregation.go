@@ -63,20 +63,7 @@ func (c *Controller) Run(ctx context.Context) {
 	if !controller.WaitForSync(ctx, c.informer.HasSynced) {
 		return
 	}
-	go func() {
-		for {
-			name, quit := c.queue.Get()
-			if quit {
-				return
-			}
-			if err := c.sync(ctx, name); err != nil {
-				c.queue.AddRateLimited(name)
-			} else {
-				c.queue.Forget(name)
-			}
-			c.queue.Done(name)
-		}
-	}()
+	go controller.ProcessQueue(ctx, c.queue, c.sync)
 	<-ctx.Done()
 	c.factory.Shutdown()
 }

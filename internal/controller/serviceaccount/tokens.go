@@ -92,20 +92,7 @@ func (c *Tokens) Run(ctx context.Context) {
 	if !controller.WaitForSync(ctx, c.inf.HasSynced) || !controller.WaitForSync(ctx, c.saInf.HasSynced) {
 		return
 	}
-	go func() {
-		for {
-			key, quit := c.queue.Get()
-			if quit {
-				return
-			}
-			if err := c.sync(ctx, key); err != nil && ctx.Err() == nil {
-				c.queue.AddRateLimited(key)
-			} else {
-				c.queue.Forget(key)
-			}
-			c.queue.Done(key)
-		}
-	}()
+	go controller.ProcessQueue(ctx, c.queue, c.sync)
 	<-ctx.Done()
 }
 
