@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -75,5 +76,30 @@ func TestCRDStatusWriteValidated(t *testing.T) {
 	}
 	if got, _ := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{}); got.Spec.Versions[0].Schema == nil || len(got.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties) < 400 {
 		t.Fatal("the stored CRD lost its schema")
+	}
+}
+
+// Once a CRD is Established its resource is served, and stays served:
+// the controller's own status write, handed over before the watch cache
+// has it, must not unserve the CRD meanwhile. Many small installs, each
+// used at once, catch that window.
+func TestCRDServedOnceEstablished(t *testing.T) {
+	cfg := trellistest.Start(t)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	for i := range 20 {
+		group := fmt.Sprintf("g%d.established.example.com", i)
+		crd := widgetCRD()
+		crd.Name, crd.Spec.Group, crd.Spec.Names.ShortNames = "widgets."+group, group, nil
+		installCRD(t, cfg, crd)
+		w := widget("w", map[string]any{"color": "red"})
+		w.SetAPIVersion(group + "/v1")
+		r := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}).Namespace("default")
+		for j := range 3 {
+			w.SetName(fmt.Sprintf("w%d", j))
+			if _, err := r.Create(ctx, w, metav1.CreateOptions{}); err != nil {
+				t.Fatalf("CRD %d, create %d right after Established: %v", i, j, err)
+			}
+		}
 	}
 }

@@ -70,6 +70,7 @@ type Controller struct {
 	// the informer's copies, until the informer catches up with them.
 	observedMu sync.Mutex
 	observed   map[string]*apiextensionsv1.CustomResourceDefinition
+	observedT  map[string]time.Time // when each was handed over
 
 	// stash holds the version schemas the informer's transform took out
 	// of each CRD, until the next sync of that CRD.
@@ -164,6 +165,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
 		stash:         map[string]stashedSchemas{},
 		observed:      map[string]*apiextensionsv1.CustomResourceDefinition{},
+		observedT:     map[string]time.Time{},
 	}
 	// The informer keeps CRDs without their schemas and managed fields,
 	// which are nearly all of a large CRD's bytes; registration compiles
@@ -188,6 +190,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 			if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
 				c.observedMu.Lock()
 				delete(c.observed, crd.Name)
+				delete(c.observedT, crd.Name)
 				c.observedMu.Unlock()
 			}
 			enqueue(obj)
@@ -228,6 +231,7 @@ func (c *Controller) stripCRD(obj any) (any, error) {
 	c.observedMu.Lock()
 	if o, ok := c.observed[crd.Name]; ok && !newer(o.ResourceVersion, crd.ResourceVersion) {
 		delete(c.observed, crd.Name) // the informer has caught up
+		delete(c.observedT, crd.Name)
 	}
 	c.observedMu.Unlock()
 	return crd, nil
@@ -299,10 +303,20 @@ func (c *Controller) Observe(obj runtime.Object) {
 	crd.ManagedFields = nil
 	c.observedMu.Lock()
 	if o, ok := c.observed[crd.Name]; !ok || newer(crd.ResourceVersion, o.ResourceVersion) {
-		c.observed[crd.Name] = crd
+		c.observed[crd.Name], c.observedT[crd.Name] = crd, time.Now()
 	}
 	c.observedMu.Unlock()
 	c.queue.Add(crd.Name)
+}
+
+// observedPatience is how long a handed-over CRD the watch cache does not
+// show is waited for before it is taken as deleted.
+const observedPatience = 10 * time.Second
+
+func (c *Controller) observedAt(name string) time.Time {
+	c.observedMu.Lock()
+	defer c.observedMu.Unlock()
+	return c.observedT[name]
 }
 
 // newer reports whether resourceVersion a is after b (both the store's
@@ -333,20 +347,24 @@ func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1
 		return crd.DeepCopy(), nil
 	}
 	if crd == nil {
+		// Confirm the CRD in the watch cache, which may lag the write by a
+		// moment: until it shows this version, retry rather than unserve.
+		// A CRD that stays absent was deleted before the informer saw it.
 		rv, err := c.storedRevision(ctx, name)
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				c.observedMu.Lock()
-				if c.observed[name] == o {
-					delete(c.observed, name)
-				}
-				c.observedMu.Unlock()
+		switch {
+		case err == nil && rv == o.ResourceVersion:
+		case apierrors.IsNotFound(err) && time.Since(c.observedAt(name)) > observedPatience:
+			c.observedMu.Lock()
+			if c.observed[name] == o {
+				delete(c.observed, name)
+				delete(c.observedT, name)
 			}
+			c.observedMu.Unlock()
 			return nil, err
-		}
-		if rv != o.ResourceVersion {
-			// Changed again since: wait for the informer.
-			return nil, apierrors.NewNotFound(apiextensionsv1.Resource("customresourcedefinitions"), name)
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, err
+		default:
+			return nil, fmt.Errorf("CRD %s resourceVersion %s is not in the watch cache yet", name, o.ResourceVersion)
 		}
 	}
 	// A copy whose spec (never modified by a sync) is shared: copying a
