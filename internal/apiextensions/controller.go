@@ -67,7 +67,8 @@ type Controller struct {
 	webhooks *webhookClients
 
 	// observed holds CRDs the API handler has just stored, newer than
-	// the informer's copies, until the informer catches up with them.
+	// the informer's copies, until the lister holds them (a sync then
+	// drops them).
 	observedMu sync.Mutex
 	observed   map[string]*apiextensionsv1.CustomResourceDefinition
 	observedT  map[string]time.Time // when each was handed over
@@ -228,12 +229,6 @@ func (c *Controller) stripCRD(obj any) (any, error) {
 	c.stashMu.Lock()
 	c.stash[crd.Name] = stashedSchemas{resourceVersion: crd.ResourceVersion, schemas: schemas}
 	c.stashMu.Unlock()
-	c.observedMu.Lock()
-	if o, ok := c.observed[crd.Name]; ok && !newer(o.ResourceVersion, crd.ResourceVersion) {
-		delete(c.observed, crd.Name) // the informer has caught up
-		delete(c.observedT, crd.Name)
-	}
-	c.observedMu.Unlock()
 	return crd, nil
 }
 
@@ -343,6 +338,16 @@ func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1
 	if o == nil || (crd != nil && !newer(o.ResourceVersion, crd.ResourceVersion)) {
 		if crd == nil {
 			return nil, err
+		}
+		if o != nil {
+			// The lister has caught up. (Not earlier: the informer's
+			// transform sees an object before the lister holds it.)
+			c.observedMu.Lock()
+			if c.observed[name] == o {
+				delete(c.observed, name)
+				delete(c.observedT, name)
+			}
+			c.observedMu.Unlock()
 		}
 		return crd.DeepCopy(), nil
 	}
