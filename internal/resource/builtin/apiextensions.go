@@ -46,9 +46,21 @@ func convertCRDToInternal(in *apiextensionsv1.CustomResourceDefinition, out *api
 	if len(in.Spec.Versions) == 0 {
 		return nil
 	}
+	// Conversion is a function of its input, so versions whose v1 schemas
+	// are equal share one conversion: a large CRD usually repeats one
+	// schema in every version.
 	schemas := make([]*apiextensions.CustomResourceValidation, len(in.Spec.Versions))
 	for i, v := range in.Spec.Versions {
 		if v.Schema == nil {
+			continue
+		}
+		for j := range i {
+			if in.Spec.Versions[j].Schema != nil && (in.Spec.Versions[j].Schema == v.Schema || reflect.DeepEqual(in.Spec.Versions[j].Schema, v.Schema)) {
+				schemas[i] = schemas[j]
+				break
+			}
+		}
+		if schemas[i] != nil {
 			continue
 		}
 		schemas[i] = &apiextensions.CustomResourceValidation{}
@@ -67,7 +79,12 @@ func convertCRDToInternal(in *apiextensionsv1.CustomResourceDefinition, out *api
 		out.Spec.Validation = schemas[0]
 		return nil
 	}
+	// Upstream gives each version its own copy.
 	for i := range out.Spec.Versions {
+		if schemas[i] != nil && i > 0 && slices.Contains(schemas[:i], schemas[i]) {
+			out.Spec.Versions[i].Schema = schemas[i].DeepCopy()
+			continue
+		}
 		out.Spec.Versions[i].Schema = schemas[i]
 	}
 	return nil
