@@ -1,6 +1,7 @@
 package apiextensions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,14 +15,13 @@ import (
 	apiextensionslisters "k8s.io/apiextensions-apiserver/pkg/client/listers/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/controller"
@@ -73,8 +73,8 @@ type Controller struct {
 	observed   map[string]*apiextensionsv1.CustomResourceDefinition
 	observedT  map[string]time.Time // when each was handed over
 
-	// stash holds the version schemas the informer's transform took out
-	// of each CRD, until the next sync of that CRD.
+	// stash holds the version schemas the informer left out of each CRD,
+	// until the next sync of that CRD.
 	stashMu sync.Mutex
 	stash   map[string]stashedSchemas
 }
@@ -83,7 +83,7 @@ type Controller struct {
 // resourceVersion of a CRD.
 type stashedSchemas struct {
 	resourceVersion string
-	schemas         []any // unstructured; nil for a version without
+	schemas         []json.RawMessage // nil for a version without
 }
 
 // Option configures the controller.
@@ -135,22 +135,8 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	// The informer reads CRDs as unstructured objects: decoding a large
-	// CRD's schemas into typed form costs tens of milliseconds (each
-	// nested schema is scanned again by its own UnmarshalJSON), and the
-	// transform drops them anyway.
-	crds := dyn.Resource(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
-	informer := cache.NewSharedIndexInformer(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return crds.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return crds.Watch(ctx, opts)
-		},
-	}, &unstructured.Unstructured{}, 0, cache.Indexers{})
 	c := &Controller{
 		client: client, dynamic: dyn, registry: reg,
-		informer: informer, lister: apiextensionslisters.NewCustomResourceDefinitionLister(informer.GetIndexer()),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 2*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "crd"}),
@@ -171,9 +157,9 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 	// The informer keeps CRDs without their schemas and managed fields,
 	// which are nearly all of a large CRD's bytes; registration compiles
 	// the schemas and the pool keeps what they compile to.
-	if err := c.informer.SetTransform(c.stripCRD); err != nil {
-		panic(err) // only fails once the informer has started
-	}
+	c.informer = cache.NewSharedIndexInformer(crdListWatch(client.ApiextensionsV1().RESTClient(), c.keepSchemas),
+		&apiextensionsv1.CustomResourceDefinition{}, 0, cache.Indexers{})
+	c.lister = apiextensionslisters.NewCustomResourceDefinitionLister(c.informer.GetIndexer())
 	enqueue := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -200,36 +186,12 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 	return c
 }
 
-// stripCRD turns a CRD the informer decoded (unstructured) into a typed
-// CRD without its version schemas and managed fields, stashing the schemas
-// for the CRD's next sync.
-func (c *Controller) stripCRD(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return obj, nil
-	}
-	if m, ok := u.Object["metadata"].(map[string]any); ok {
-		delete(m, "managedFields")
-	}
-	var schemas []any
-	if spec, ok := u.Object["spec"].(map[string]any); ok {
-		versions, _ := spec["versions"].([]any)
-		schemas = make([]any, len(versions))
-		for i, v := range versions {
-			if m, ok := v.(map[string]any); ok {
-				schemas[i] = m["schema"]
-				delete(m, "schema")
-			}
-		}
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, crd); err != nil {
-		return nil, err
-	}
+// keepSchemas stashes the schemas of a CRD the informer decoded, for the
+// CRD's next sync.
+func (c *Controller) keepSchemas(name, rv string, schemas []json.RawMessage) {
 	c.stashMu.Lock()
-	c.stash[crd.Name] = stashedSchemas{resourceVersion: crd.ResourceVersion, schemas: schemas}
+	c.stash[name] = stashedSchemas{resourceVersion: rv, schemas: schemas}
 	c.stashMu.Unlock()
-	return crd, nil
 }
 
 // restoreSchemas puts the version schemas back into crd, a copy of the
@@ -244,12 +206,22 @@ func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.Cu
 	c.stashMu.Unlock()
 	if ok && st.resourceVersion == crd.ResourceVersion && len(st.schemas) == len(crd.Spec.Versions) {
 		for i := range crd.Spec.Versions {
-			m, ok := st.schemas[i].(map[string]any)
-			if !ok {
+			raw := st.schemas[i]
+			if raw == nil {
+				continue
+			}
+			// Versions with the same schema share its decoded form.
+			for j := range i {
+				if bytes.Equal(st.schemas[j], raw) {
+					crd.Spec.Versions[i].Schema = crd.Spec.Versions[j].Schema
+					break
+				}
+			}
+			if crd.Spec.Versions[i].Schema != nil {
 				continue
 			}
 			v := &apiextensionsv1.CustomResourceValidation{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, v); err != nil {
+			if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, v); err != nil {
 				return fmt.Errorf("schema of version %s: %w", crd.Spec.Versions[i].Name, err)
 			}
 			crd.Spec.Versions[i].Schema = v
