@@ -117,10 +117,12 @@ func (b *BuiltinTypes) load() {
 	for name, list := range gvks {
 		models[name] = withExtension(models[name], extensionGVK, list)
 	}
-	if b.converter, err = managedfields.NewTypeConverter(models, false); err != nil {
+	tc, err := managedfields.NewTypeConverter(models, false)
+	if err != nil {
 		b.err = fmt.Errorf("type converter of built-in kinds: %w", err)
 		return
 	}
+	b.converter = crdFastPath{tc}
 	b.objectMeta, b.err = closure(defs, []string{openapi.ModelName(reflect.TypeOf(metav1.ObjectMeta{}))})
 }
 
