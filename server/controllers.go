@@ -224,8 +224,9 @@ func (s *Server) storedCRDRevision(ctx context.Context, name string) (string, er
 }
 
 // handOverCRDs has the API hand every CRD it stores to the CRD controller,
-// which then serves a new CRD without waiting for its watch event. It is
-// set before the server serves; the controller starts later.
+// which then serves a new CRD without waiting for its watch event, and
+// every CRD it validates, whose schemas the controller compiles meanwhile.
+// It is set before the server serves; the controller starts later.
 func (s *Server) handOverCRDs() {
 	d, ok := s.registry.Lookup(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
 	if !ok {
@@ -234,6 +235,11 @@ func (s *Server) handOverCRDs() {
 	d.Written = func(obj runtime.Object) {
 		if c := s.crdController.Load(); c != nil {
 			c.Observe(obj)
+		}
+	}
+	d.Validating = func(obj runtime.Object) {
+		if c := s.crdController.Load(); c != nil {
+			c.Validating(obj)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -96,5 +97,45 @@ func TestCRDSchemaCacheEvictsAndRecompiles(t *testing.T) {
 	}
 	if used := metricValue(t, cs, "trellis_crd_schema_cache_bytes"); used > 2*(1<<20) {
 		t.Errorf("schema cache holds %v bytes, bound 1 MiB (plus the value being added)", used)
+	}
+}
+
+// A new CRD's schemas are compiled while the API validates and stores it,
+// and the registration takes what was compiled: one compilation of the
+// schema its three versions share, and one of its type information. A
+// dry run compiles nothing, nor does an update that leaves the spec
+// alone.
+func TestCRDSchemasCompiledOnceDuringCreate(t *testing.T) {
+	cfg := trellistest.Start(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ext := apiextensionsclient.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	compilations := func() float64 { return metricValue(t, cs, "trellis_crd_schema_compilations_total") }
+	before := compilations()
+	crd := fleetCRD("once.example.com")
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := compilations(); got != before {
+		t.Fatalf("a dry-run create compiled %v schemas", got-before)
+	}
+	installCRD(t, cfg, crd)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	if _, err := dyn.Resource(fleetGVR("once.example.com", "v1")).Namespace("default").Create(ctx, fleet("once.example.com", "first"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := compilations(); got != before+2 {
+		t.Fatalf("installing a CRD and creating an object compiled %v times; want 2 (its schema and its type information)", got-before)
+	}
+	stored, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.Labels = map[string]string{"touched": "yes"}
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, stored, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := compilations(); got != before+2 {
+		t.Fatalf("a label change compiled %v more times", got-before-2)
 	}
 }

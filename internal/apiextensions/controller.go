@@ -77,6 +77,13 @@ type Controller struct {
 	// until the next sync of that CRD.
 	stashMu sync.Mutex
 	stash   map[string]stashedSchemas
+
+	// speculative holds the schemas of CRDs being validated, compiled
+	// while the API validates and stores them, by the version schemas
+	// they were compiled from, until a registration takes them or they
+	// expire.
+	specMu      sync.Mutex
+	speculative map[*apiextensionsv1.CustomResourceValidation]*speculation
 }
 
 // stashedSchemas are the version schemas (in spec.versions order) of one
@@ -151,6 +158,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		registeredKey: map[string]string{},
 		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
 		stash:         map[string]stashedSchemas{},
+		speculative:   map[*apiextensionsv1.CustomResourceValidation]*speculation{},
 		observed:      map[string]*apiextensionsv1.CustomResourceDefinition{},
 		observedT:     map[string]time.Time{},
 	}
@@ -507,7 +515,7 @@ func (c *Controller) register(ctx context.Context, crd *apiextensionsv1.CustomRe
 		return err
 	}
 	var warmed sync.WaitGroup
-	reg, err := descriptorsFor(crd, conv, c.pool, func(k *fieldmanager.CustomKind) {
+	reg, err := descriptorsFor(crd, conv, c.pool, c.takeSpeculation(crd), func(k *fieldmanager.CustomKind) {
 		if c.fieldTypes != nil {
 			warmed.Go(func() { k.Warm(c.fieldTypes) })
 		}
@@ -558,17 +566,20 @@ func (r *registration) release() {
 }
 
 // descriptorsFor builds the descriptors of crd's served versions; their
-// compiled schemas live in pool.
-func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter, pool *budget.Pool, kindReady func(*fieldmanager.CustomKind)) (*registration, error) {
+// compiled schemas live in pool. schemas, if not nil, are crd's, compiled
+// already.
+func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter, pool *budget.Pool, schemas crdSchemas, kindReady func(*fieldmanager.CustomKind)) (*registration, error) {
 	storage := ""
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
 			storage = v.Name
 		}
 	}
-	schemas, err := newCRDSchemas(pool, crd)
-	if err != nil {
-		return nil, err
+	if schemas == nil {
+		var err error
+		if schemas, err = newCRDSchemas(pool, crd); err != nil {
+			return nil, err
+		}
 	}
 	kind := newCustomKind(crd, conv, schemas, pool)
 	if kindReady != nil {
@@ -626,7 +637,7 @@ func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converte
 // CRD-shaped schema (one version, no conversion) without storing a
 // CustomResourceDefinition object: Trellis's own configuration kinds.
 func BuiltinDescriptors(crd *apiextensionsv1.CustomResourceDefinition) ([]*resource.Descriptor, error) {
-	reg, err := descriptorsFor(crd, noneConverter{}, nil, nil)
+	reg, err := descriptorsFor(crd, noneConverter{}, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func newCRDConversion(crd *apiextensionsv1.CustomResourceDefinition, conv conver
 			c.storage = v.Name
 		}
 	}
-	c.servesStoredBytes = c.schemas[c.storage] != nil && !c.schemas[c.storage].hasDefaults
+	c.servesStoredBytes = c.schemas[c.storage] != nil && !c.schemas[c.storage].hasDefaults()
 	for _, v := range crd.Status.StoredVersions {
 		if v != c.storage {
 			c.servesStoredBytes = false

@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -50,9 +51,9 @@ const (
 type compiledSchema struct {
 	src   *schemaSource
 	parts *budget.Value[*schemaParts]
-	// hasDefaults is whether the schema defaults any field (decided at
-	// registration, so reads need not compile it).
-	hasDefaults bool
+	// defaults is whether the schema defaults any field (decided at its
+	// first compilation, so reads need not compile it).
+	defaults atomic.Bool
 }
 
 func newCompiledSchema(pool *budget.Pool, v *apiextensionsv1.CustomResourceValidation) *compiledSchema {
@@ -66,25 +67,30 @@ func newCompiledSchema(pool *budget.Pool, v *apiextensionsv1.CustomResourceValid
 		if err != nil {
 			return nil, 0, err
 		}
+		c.defaults.Store(hasDefaults(p.structural))
 		nodes, rules := countNodes(p.structural)
 		return p, int64(nodes)*bytesPerSchemaNode + int64(rules)*bytesPerCELRule, nil
 	}, c.src.pack)
 	return c
 }
 
-// compile compiles the schema for the first time.
+// compile compiles the schema for the first time. Concurrent calls
+// compile it once.
 func (c *compiledSchema) compile() error {
-	p, err := c.parts.Get()
-	if err != nil {
-		return err
-	}
-	c.hasDefaults = hasDefaults(p.structural)
-	return nil
+	_, err := c.parts.Get()
+	return err
 }
 
-// openAPI returns the schema in OpenAPI form, converted from its source
-// without compiling it.
+// hasDefaults reports whether the schema defaults any field; it is known
+// once the schema compiled.
+func (c *compiledSchema) hasDefaults() bool { return c.defaults.Load() }
+
+// openAPI returns the schema in OpenAPI form: from its structural form if
+// it is compiled now, else converted from its source without compiling it.
 func (c *compiledSchema) openAPI() (*spec.Schema, error) {
+	if p, ok := c.parts.Held(); ok {
+		return p.structural.ToKubeOpenAPI(), nil
+	}
 	v, err := c.src.get()
 	if err != nil {
 		return nil, err

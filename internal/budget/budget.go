@@ -161,6 +161,16 @@ func (v *Value[T]) Get() (T, error) {
 	return t, nil
 }
 
+// Held returns the value if it is held now, without building it or
+// counting a use.
+func (v *Value[T]) Held() (T, bool) {
+	if p := v.v.Load(); p != nil {
+		return *p, true
+	}
+	var zero T
+	return zero, false
+}
+
 // Built reports whether the value is held now.
 func (v *Value[T]) Built() bool { return v.v.Load() != nil }
 

@@ -128,11 +128,45 @@ func decodeInto(d *resource.Descriptor, raw []byte, gv schema.GroupVersion) (run
 			// converts from there.
 			return obj, nil
 		}
+	} else if fast, ok := decodeFast(d, raw, gv); ok {
+		obj = fast
 	} else if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 		return nil, err
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gv.WithKind(d.Kind))
 	return obj, nil
+}
+
+// fastJSON is implemented by strategies with a faster JSON codec for
+// their kind than encoding/json (CRDs, whose nested schemas encoding/json
+// scans many times over), giving the same result.
+type fastJSON interface {
+	// EncodeJSON returns json.Marshal(obj); ok is false when there is no
+	// faster way for obj.
+	EncodeJSON(obj runtime.Object) (raw []byte, ok bool, err error)
+	// DecodeJSON decodes an object of the served version as
+	// sigsjson.UnmarshalStrict does; ok is false when the caller must
+	// decode it itself (unknown or duplicate fields, errors).
+	DecodeJSON(data []byte) (obj runtime.Object, ok bool)
+}
+
+// decodeFast decodes raw, of version gv, with d's fast codec if it has
+// one for gv (the served version).
+func decodeFast(d *resource.Descriptor, raw []byte, gv schema.GroupVersion) (runtime.Object, bool) {
+	if f, ok := d.Strategy.(fastJSON); ok && gv == d.GroupVersion() {
+		return f.DecodeJSON(raw)
+	}
+	return nil, false
+}
+
+// encodeJSON encodes an object of the descriptor's kind for storage.
+func (rc *reqCtx) encodeJSON(obj runtime.Object) ([]byte, error) {
+	if f, ok := rc.d.Strategy.(fastJSON); ok {
+		if raw, ok, err := f.EncodeJSON(obj); ok {
+			return raw, err
+		}
+	}
+	return encodeJSON(obj)
 }
 
 // newObjectIn makes an empty object of kind d.Kind in gv through the

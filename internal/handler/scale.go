@@ -204,6 +204,7 @@ func (rc *reqCtx) updateScale(scaler Scaler, edit func(cur *autoscalingv1.Scale)
 	}
 	rc.respondAs = func(obj runtime.Object) (runtime.Object, error) { return scaler.ScaleOf(obj) }
 	rc.applyUpdate(func(old runtime.Object) (runtime.Object, error) {
+		old = old.DeepCopyObject() // the new object: replicas and managed fields change
 		cur, err := scaler.ScaleOf(old)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)

@@ -112,7 +112,7 @@ func (rc *reqCtx) decodeKind(body []byte, format bodyFormat, want schema.GroupVe
 	if tm.Kind != "" && tm.Kind != want.Kind {
 		return nil, mismatch(tm.Kind)
 	}
-	strictErrs, err := sigsjson.UnmarshalStrict(body, obj, sigsjson.DisallowUnknownFields)
+	strictErrs, err := sigsjson.UnmarshalStrict(body, obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}

@@ -104,7 +104,9 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 		}
 		u.Object = content
 		u.SetGroupVersionKind(want)
-	} else if strictErrs, err = sigsjson.UnmarshalStrict(body, obj, sigsjson.DisallowUnknownFields); err != nil {
+	} else if fast, ok := decodeFast(rc.d, body, want.GroupVersion()); ok {
+		obj = fast
+	} else if strictErrs, err = sigsjson.UnmarshalStrict(body, obj); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	if d, ok := rc.d.Strategy.(decodedHook); ok {
@@ -188,7 +190,7 @@ func (rc *reqCtx) encodeForStorage(obj runtime.Object) ([]byte, error) {
 		sm.SetResourceVersion("")
 	}
 	stored.GetObjectKind().SetGroupVersionKind(rc.d.StorageVersion.WithKind(rc.d.Kind))
-	raw, err := encodeJSON(stored)
+	raw, err := rc.encodeJSON(stored)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
@@ -292,6 +294,9 @@ func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 	if err := rc.guardWrite(obj, nil); err != nil {
 		rc.fail(err)
 		return
+	}
+	if rc.d.Validating != nil && !dryRun {
+		rc.d.Validating(obj)
 	}
 	if errs := rc.d.Strategy.Validate(rc.ctx(), obj); len(errs) > 0 {
 		rc.fail(rc.invalid(obj, errs))
@@ -442,8 +447,10 @@ func (rc *reqCtx) update() {
 }
 
 // applyUpdate runs the read-modify-write loop shared by update and patch.
-// mutate builds the new object from the current one; expectRV, if set, is
-// the client's precondition. Without one the write retries on conflict.
+// mutate builds the new object from the current one, which it must not
+// modify (copying a large object costs milliseconds, and most writes
+// only read it); expectRV, if set, is the client's precondition. Without
+// one the write retries on conflict.
 func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, error), expectRV string) {
 	dryRun, err := rc.dryRun()
 	if err != nil {
@@ -467,7 +474,7 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			rc.fail(apierrors.NewInternalError(err))
 			return
 		}
-		obj, err := mutate(old.DeepCopyObject())
+		obj, err := mutate(old)
 		if err != nil {
 			rc.fail(err)
 			return
@@ -526,6 +533,9 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 		if err := rc.guardWrite(obj, old); err != nil {
 			rc.fail(err)
 			return
+		}
+		if rc.d.Validating != nil && !dryRun && rc.info.Subresource == "" {
+			rc.d.Validating(obj)
 		}
 		if errs := rc.d.Strategy.ValidateUpdate(rc.ctx(), obj, old, rc.info.Subresource); len(errs) > 0 {
 			rc.fail(rc.invalid(obj, errs))

@@ -67,6 +67,13 @@ type Descriptor struct {
 	// learns of it before its watch delivers it. The handler no longer
 	// uses the object; the callee owns it.
 	Written func(obj runtime.Object)
+
+	// Validating, if set, is handed each object a create or an update of
+	// the main resource is about to validate (after mutating admission;
+	// not dry runs), so that an in-process controller can start work the
+	// write will need while it is validated and stored. The object may
+	// still be refused; the callee must only read it.
+	Validating func(obj runtime.Object)
 }
 
 // WriteGuard checks a create or update after decoding and defaulting,

@@ -26,8 +26,8 @@ func init() {
 	}
 }
 
-// convertCRDToInternal is upstream's v1 → internal conversion of a CRD with a cheaper test for identical version schemas. Upstream
-// compares the schemas with Semantic.DeepEqual, whose bookkeeping makes
+// convertCRDToInternal is upstream's v1 → internal conversion of a CRD,
+// with a cheaper test for identical version schemas. Upstream compares the schemas with Semantic.DeepEqual, whose bookkeeping makes
 // it cost ~7 ms per pair for a large schema and dominated every write of
 // a large CRD (each converts the object several times). The schemas hold
 // no type with a custom semantic equality (quantities, times, selectors),
@@ -147,6 +147,7 @@ func customResourceDefinitions() kindDef {
 			return &crd
 		},
 		table: rest.NewDefaultTableConvertor(apiextensions.Resource("customresourcedefinitions")),
+		json:  crdJSON{},
 		reset: map[string][]string{"": {"status"}, "status": {"spec"}},
 	}
 }
