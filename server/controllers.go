@@ -237,6 +237,8 @@ func (s *Server) handOverCRDs() {
 			c.Observe(obj)
 		}
 	}
+	// The controller's status write follows each change of a CRD.
+	d.KeepWritten = true
 	d.Validating = func(obj runtime.Object) {
 		if c := s.crdController.Load(); c != nil {
 			c.Validating(obj)

@@ -271,10 +271,15 @@ func (c *Controller) storedRevision(ctx context.Context, name string) (string, e
 // waiting for its watch to deliver it and decode its hundreds of
 // kilobytes again. It takes ownership of obj.
 func (c *Controller) Observe(obj runtime.Object) {
-	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	stored, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
 	if !ok {
 		return
 	}
+	// The handler may keep the object: change a copy (sharing the spec,
+	// which nothing modifies).
+	crd := &apiextensionsv1.CustomResourceDefinition{TypeMeta: stored.TypeMeta, Spec: stored.Spec}
+	stored.ObjectMeta.DeepCopyInto(&crd.ObjectMeta)
+	stored.Status.DeepCopyInto(&crd.Status)
 	crd.ManagedFields = nil
 	c.observedMu.Lock()
 	if o, ok := c.observed[crd.Name]; !ok || newer(crd.ResourceVersion, o.ResourceVersion) {

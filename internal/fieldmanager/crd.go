@@ -60,6 +60,19 @@ func crdToUnstructured(crd *apiextensionsv1.CustomResourceDefinition) (*unstruct
 		if v.Schema == nil {
 			continue
 		}
+		// Versions that share a schema share its unstructured form
+		// (structured-merge-diff only reads it).
+		shared := false
+		for j := range i {
+			if crd.Spec.Versions[j].Schema == v.Schema {
+				versions[i].(map[string]any)["schema"] = versions[j].(map[string]any)["schema"]
+				shared = true
+				break
+			}
+		}
+		if shared {
+			continue
+		}
 		s := map[string]any{}
 		if v.Schema.OpenAPIV3Schema != nil {
 			if s["openAPIV3Schema"], err = schemaValue(v.Schema.OpenAPIV3Schema); err != nil {

@@ -53,6 +53,8 @@ type Handler struct {
 	// Admission runs mutating and validating admission on writes; nil
 	// admits everything.
 	Admission admission.Interface
+
+	written writtenCache
 }
 
 // NamespaceGetter reports a namespace's phase; found=false if absent.

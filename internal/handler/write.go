@@ -330,6 +330,7 @@ func (rc *reqCtx) storeNew(obj runtime.Object, m metav1.Object, dryRun bool) {
 		return
 	}
 	rc.respondStored(http.StatusCreated, obj, raw, rev)
+	rc.keepWritten(key, obj, raw, rev)
 	if rc.d.Written != nil {
 		rc.d.Written(obj)
 	}
@@ -469,10 +470,12 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			rc.fail(rc.storeError(err, rc.info.Name))
 			return
 		}
-		old, err := rc.decodeStored(kv.Value, kv.ModRevision)
-		if err != nil {
-			rc.fail(apierrors.NewInternalError(err))
-			return
+		old, kept := rc.h.written.get(rc.d, key, kv.ModRevision)
+		if !kept {
+			if old, err = rc.decodeStored(kv.Value, kv.ModRevision); err != nil {
+				rc.fail(apierrors.NewInternalError(err))
+				return
+			}
 		}
 		obj, err := mutate(old)
 		if err != nil {
@@ -580,11 +583,27 @@ func (rc *reqCtx) applyUpdate(mutate func(old runtime.Object) (runtime.Object, e
 			return
 		}
 		rc.respondStored(http.StatusOK, obj, raw, newKV.ModRevision)
+		rc.keepWritten(key, obj, raw, newKV.ModRevision)
 		if rc.d.Written != nil {
 			rc.d.Written(obj)
 		}
 		return
 	}
+}
+
+// keepWritten keeps obj, just stored as raw at rev and answered, for an
+// update that may follow (see resource.Descriptor.KeepWritten).
+func (rc *reqCtx) keepWritten(key string, obj runtime.Object, raw []byte, rev int64) {
+	if !rc.d.KeepWritten {
+		return
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	obj.GetObjectKind().SetGroupVersionKind(rc.d.GroupVersionKind())
+	rc.h.written.put(rc.d, key, rev, obj, len(raw))
 }
 
 // hasPendingFinalizers covers kinds with finalizers outside metadata (the

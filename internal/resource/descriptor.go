@@ -64,9 +64,15 @@ type Descriptor struct {
 	// Written, if set, is handed each object a create or update has just
 	// stored and answered (not dry runs, nor creates left waiting for
 	// initializers), with its resourceVersion: an in-process controller
-	// learns of it before its watch delivers it. The handler no longer
-	// uses the object; the callee owns it.
+	// learns of it before its watch delivers it. The callee must not
+	// modify the object (see KeepWritten).
 	Written func(obj runtime.Object)
+
+	// KeepWritten has the handler keep the objects it last wrote, decoded,
+	// for an update that follows (the CRD controller's status write after
+	// each change of a CRD): decoding a large object costs milliseconds.
+	// Kept objects are shared and read-only.
+	KeepWritten bool
 
 	// Validating, if set, is handed each object a create or an update of
 	// the main resource is about to validate (after mutating admission;
