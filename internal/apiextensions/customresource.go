@@ -392,10 +392,19 @@ func newCustomKind(crd *apiextensionsv1.CustomResourceDefinition, conv converter
 	}
 	models := func() map[string]*spec.Schema {
 		out := make(map[string]*spec.Schema, len(versions))
+		// Versions that share a compiled schema share its model (the
+		// type converter then holds it once).
+		byCompiled := map[*compiledSchema]*spec.Schema{}
 		for _, v := range versions {
-			// A schema that does not convert has no model (the CRD
-			// then fails to register anyway).
-			out[v], _ = schemas[v].openAPI()
+			c := schemas[v]
+			s, ok := byCompiled[c]
+			if !ok {
+				// A schema that does not convert has no model (the CRD
+				// then fails to register anyway).
+				s, _ = c.openAPI()
+				byCompiled[c] = s
+			}
+			out[v] = s
 		}
 		return out
 	}

@@ -2,7 +2,9 @@ package fieldmanager
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,9 +45,9 @@ type ConvertFunc func(obj *unstructured.Unstructured, to schema.GroupVersion) (*
 
 // NewCustomKind describes kind in group, whose CRD has versions. schemas
 // returns, per version name, the version's structural schema in OpenAPI
-// v3 form without references (nil for a version without one); it is
-// called whenever the type converter is built, and the CustomKind owns
-// what it returns. preserveUnknownFields is the CRD's
+// v3 form without references (nil for a version without one), the same
+// *spec.Schema for versions with the same schema; it is called whenever
+// the type converter is built, and the CustomKind owns what it returns. preserveUnknownFields is the CRD's
 // spec.preserveUnknownFields. convert turns objects into other versions
 // when entries of several versions must be compared; nil means the None
 // strategy. pool bounds the memory of type converters (nil: no bound).
@@ -99,10 +101,35 @@ func (k *CustomKind) build(builtin *BuiltinTypes) (managedfields.TypeConverter, 
 	}
 	metaRef := refPrefix + openapi.ModelName(reflect.TypeOf(metav1.ObjectMeta{}))
 	nodes := 0
+	// Versions with the same schema (the same *spec.Schema from
+	// k.schemas) refer to one copy of its top-level properties, named
+	// models, so the type converter is built from each distinct schema
+	// once rather than once per version.
+	shared := map[*spec.Schema]map[string]spec.Schema{}
 	for version, s := range k.schemas() {
 		gvk := schema.GroupVersionKind{Group: k.group, Version: version, Kind: k.kind}
-		models[openapi.CustomModelName(gvk)] = objectModel(s, gvk, metaRef)
-		nodes += countModelNodes(s)
+		name := openapi.CustomModelName(gvk)
+		if s == nil {
+			models[name] = objectModel(nil, gvk, metaRef)
+			continue
+		}
+		props, ok := shared[s]
+		if !ok {
+			addEmbeddedObjectFields(s, metaRef)
+			props = make(map[string]spec.Schema, len(s.Properties))
+			for i, p := range slices.Sorted(maps.Keys(s.Properties)) {
+				ps := s.Properties[p]
+				ref := fmt.Sprintf("%s.%s.schema%d.property%d", k.group, k.kind, len(shared), i)
+				models[ref] = &ps
+				props[p] = spec.Schema{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(refPrefix + ref)}}
+			}
+			shared[s] = props
+			nodes += countModelNodes(s)
+		}
+		root := *s
+		root.Properties = maps.Clone(props)
+		addObjectFields(&root, metaRef)
+		models[name] = withExtension(&root, extensionGVK, []any{map[string]any{"group": gvk.Group, "version": gvk.Version, "kind": gvk.Kind}})
 	}
 	tc, err := managedfields.NewTypeConverter(models, k.preserveUnknownFields)
 	if err != nil {

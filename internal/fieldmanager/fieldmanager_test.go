@@ -3,6 +3,7 @@ package fieldmanager_test
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -310,5 +311,64 @@ func benchUpdate(b *testing.B, cache *fieldmanager.Cache, d *resource.Descriptor
 		if err := m.Update(live, obj, "writer"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Versions that share one schema share one copy of it in the type
+// converter; managed fields, merges and conflicts are what they are with
+// a copy per version.
+func TestCustomKindSharedSchema(t *testing.T) {
+	run := func(shared bool) (string, string, error) {
+		kind := fieldmanager.NewCustomKind("example.com", "Gadget", false, []string{"v1", "v2"}, func() map[string]*spec.Schema {
+			parse := func() *spec.Schema {
+				var s spec.Schema
+				if err := json.Unmarshal([]byte(gadgetSchema), &s); err != nil {
+					t.Fatal(err)
+				}
+				return &s
+			}
+			s := parse()
+			if shared {
+				return map[string]*spec.Schema{"v1": s, "v2": s}
+			}
+			return map[string]*spec.Schema{"v1": s, "v2": parse()}
+		}, nil, nil)
+		d := &resource.Descriptor{Group: "example.com", Version: "v1", Kind: "Gadget", Resource: "gadgets", Strategy: fakeCustom{kind: kind}}
+		m, err := fieldmanager.NewCache(builtinTypes, nil).For(d, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		created := gadget(`{"ports":[{"name":"http","port":80}],"tags":["a"]}`)
+		if err := m.Update(fakeCustom{}.newEmpty(), created, "creator"); err != nil {
+			t.Fatal(err)
+		}
+		patch := gadget(`{"ports":[{"name":"http","port":8080},{"name":"https","port":443}]}`)
+		_, conflict := m.Apply(created, patch.DeepCopy(), "applier", false)
+		applied, err := m.Apply(created, patch, "applier", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := json.Marshal(applied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields, err := json.Marshal(created.GetManagedFields())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(fields), string(out), conflict
+	}
+	sharedFields, sharedOut, sharedConflict := run(true)
+	copiedFields, copiedOut, copiedConflict := run(false)
+	if sharedConflict == nil || copiedConflict == nil || sharedConflict.Error() != copiedConflict.Error() {
+		t.Fatalf("conflicts differ or are missing:\n%v\n%v", sharedConflict, copiedConflict)
+	}
+	// Timestamps aside (both within the same second, or not).
+	strip := func(s string) string { return regexp.MustCompile(`"time":"[^"]*"`).ReplaceAllString(s, "") }
+	if strip(sharedFields) != strip(copiedFields) || strip(sharedOut) != strip(copiedOut) {
+		t.Fatalf("shared schema gives\n%s\n%s\na copy per version gives\n%s\n%s", sharedFields, sharedOut, copiedFields, copiedOut)
+	}
+	if !strings.Contains(sharedOut, `"port":8080`) || !strings.Contains(sharedOut, `"https"`) {
+		t.Fatalf("apply result %s", sharedOut)
 	}
 }
