@@ -52,3 +52,21 @@ func TestDuplicateFieldsOfTypedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A CRD body decoded by the CRD codec still has its apiVersion and kind
+// checked, with kube-apiserver's words.
+func TestCRDBodyTypeMetaChecked(t *testing.T) {
+	cfg := trellistest.Start(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	for body, want := range map[string]string{
+		`{"apiVersion":"apiextensions.k8s.io/v1","kind":"Widget","metadata":{"name":"a.example.com"}}`:                   "the kind in the data (Widget) does not match the expected kind (CustomResourceDefinition)",
+		`{"apiVersion":"apiextensions.k8s.io/v9","kind":"CustomResourceDefinition","metadata":{"name":"a.example.com"}}`: "the API version in the data (apiextensions.k8s.io/v9) does not match the expected API version (apiextensions.k8s.io/v1)",
+		`{"apiVersion":"a/b/c","kind":"CustomResourceDefinition","metadata":{"name":"a.example.com"}}`:                   "the API version in the data (a/b/c) does not match the expected API version (apiextensions.k8s.io/v1)",
+	} {
+		err := cs.Discovery().RESTClient().Post().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").
+			SetHeader("Content-Type", "application/json").Body([]byte(body)).Do(context.Background()).Error()
+		if !apierrors.IsBadRequest(err) || err.Error() != want {
+			t.Errorf("%s: want 400 %q, got %v", body, want, err)
+		}
+	}
+}

@@ -734,10 +734,12 @@ func (c *Controller) updateStatus(ctx context.Context, crd *apiextensionsv1.Cust
 	for i := range body.Spec.Versions {
 		body.Spec.Versions[i].Schema = nil
 	}
-	// The answer is the whole CRD, whose typed decode costs tens of
-	// milliseconds for a large one; the informer delivers it anyway.
+	// The answer is not decoded (the informer delivers the CRD anyway),
+	// and asked for as metadata only: a large CRD is hundreds of
+	// kilobytes to send and read.
 	err = c.client.ApiextensionsV1().RESTClient().Put().Resource("customresourcedefinitions").
-		Name(crd.Name).SubResource("status").Body(&body).Do(ctx).Error()
+		Name(crd.Name).SubResource("status").SetHeader("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1").
+		Body(&body).Do(ctx).Error()
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -82,13 +82,28 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 	if err != nil {
 		return nil, err
 	}
-	tm, ok := peekTypeMeta(body)
-	if !ok {
-		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &tm); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("couldn't get version/kind; json parse error: %v", err))
+	want := rc.d.GroupVersionKind()
+	// A kind with its own decoder validates the JSON as it decodes: its
+	// type metadata is checked on the result (when it decodes the body
+	// cleanly; otherwise the steps below word the error).
+	fast, fastOK := decodeFast(rc.d, body, want.GroupVersion())
+	var tm metav1.TypeMeta
+	peeked := false
+	if fastOK {
+		// A typed object's ObjectKind is its TypeMeta, as decoded.
+		t, ok := fast.GetObjectKind().(*metav1.TypeMeta)
+		if peeked = ok; peeked {
+			tm = *t
+		}
+		fastOK = peeked
+	}
+	if !peeked {
+		if tm, peeked = peekTypeMeta(body); !peeked {
+			if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &tm); err != nil {
+				return nil, apierrors.NewBadRequest(fmt.Sprintf("couldn't get version/kind; json parse error: %v", err))
+			}
 		}
 	}
-	want := rc.d.GroupVersionKind()
 	if tm.APIVersion != "" && tm.APIVersion != want.GroupVersion().String() {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", tm.APIVersion, want.GroupVersion()))
 	}
@@ -104,7 +119,7 @@ func (rc *reqCtx) decodeBody(body []byte, format bodyFormat) (runtime.Object, er
 		}
 		u.Object = content
 		u.SetGroupVersionKind(want)
-	} else if fast, ok := decodeFast(rc.d, body, want.GroupVersion()); ok {
+	} else if fastOK {
 		obj = fast
 	} else if strictErrs, err = sigsjson.UnmarshalStrict(body, obj); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())

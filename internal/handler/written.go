@@ -30,8 +30,8 @@ type writtenEntry struct {
 
 const (
 	writtenMinBytes   = 32 << 10
-	writtenMaxEntries = 16
-	writtenMaxBytes   = 16 << 20
+	writtenMaxEntries = 4
+	writtenMaxBytes   = 8 << 20
 )
 
 // put keeps obj, stored under key at rev as size bytes. The caller must
