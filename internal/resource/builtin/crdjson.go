@@ -3,6 +3,8 @@ package builtin
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strconv"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,7 +50,9 @@ type crdVersionWire struct {
 	SelectableFields         []apiextensionsv1.SelectableField                `json:"selectableFields,omitempty"`
 }
 
-// encodeCRD is json.Marshal(crd).
+// encodeCRD is json.Marshal(crd). Each distinct schema is marshaled
+// once and spliced in where a placeholder marks it, so encoding/json does
+// not scan the schemas again (as it scans what a MarshalJSON returns).
 func encodeCRD(crd *apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
 	w := crdWire{TypeMeta: crd.TypeMeta, ObjectMeta: crd.ObjectMeta, Status: crd.Status, Spec: crdSpecWire{
 		Group: crd.Spec.Group, Names: crd.Spec.Names, Scope: crd.Spec.Scope,
@@ -57,6 +61,8 @@ func encodeCRD(crd *apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
 	if crd.Spec.Versions != nil {
 		w.Spec.Versions = make([]crdVersionWire, len(crd.Spec.Versions))
 	}
+	var schemas [][]byte // distinct schemas' JSON
+	var uses []int       // how many versions each placeholder stands for
 	for i, v := range crd.Spec.Versions {
 		w.Spec.Versions[i] = crdVersionWire{Name: v.Name, Served: v.Served, Storage: v.Storage,
 			Deprecated: v.Deprecated, DeprecationWarning: v.DeprecationWarning,
@@ -72,15 +78,54 @@ func encodeCRD(crd *apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
 			}
 		}
 		if w.Spec.Versions[i].Schema != nil {
+			uses[schemaPlaceholderIndex(w.Spec.Versions[i].Schema)]++
 			continue
 		}
 		raw, err := json.Marshal(v.Schema)
 		if err != nil {
 			return nil, err
 		}
-		w.Spec.Versions[i].Schema = raw
+		w.Spec.Versions[i].Schema = schemaPlaceholder(len(schemas))
+		schemas, uses = append(schemas, raw), append(uses, 1)
 	}
-	return json.Marshal(&w)
+	out, err := json.Marshal(&w)
+	if err != nil || len(schemas) == 0 {
+		return out, err
+	}
+	// A placeholder is a JSON string no encoded CRD field could hold but
+	// for a string value of exactly that text; if one does, encode the
+	// plain way.
+	for k := range schemas {
+		if bytes.Count(out, schemaPlaceholder(k)) != uses[k] {
+			return json.Marshal(crd)
+		}
+	}
+	spliced := make([]byte, 0, len(out)+len(schemas[0])*len(crd.Spec.Versions))
+	rest := out
+	for {
+		i := bytes.Index(rest, schemaPlaceholderPrefix)
+		if i < 0 {
+			break
+		}
+		end := i + bytes.IndexByte(rest[i+1:], '"') + 2
+		spliced = append(spliced, rest[:i]...)
+		spliced = append(spliced, schemas[schemaPlaceholderIndex(rest[i:end])]...)
+		rest = rest[end:]
+	}
+	return append(spliced, rest...), nil
+}
+
+// schemaPlaceholderPrefix starts the JSON string that stands for the k-th
+// distinct schema while a CRD is encoded.
+var schemaPlaceholderPrefix = []byte(`"\u0000trellis-schema-`)
+
+func schemaPlaceholder(k int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`%s%d"`, schemaPlaceholderPrefix, k))
+}
+
+func schemaPlaceholderIndex(p []byte) int {
+	k, _ := strconv.Atoi(string(p[len(schemaPlaceholderPrefix) : len(p)-1]))
+	return k
 }
 
 // decodeCRD decodes a CRD as sigsjson.UnmarshalStrict does, versions with

@@ -3,6 +3,7 @@ package builtin
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"reflect"
 	"testing"
@@ -41,6 +42,10 @@ func TestCRDJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		crds = append(crds, crd)
 	}
+	// A field holding exactly what the encoder uses as a placeholder.
+	clash := crds[0].DeepCopy()
+	clash.Labels = map[string]string{"a": "\x00trellis-schema-0", "b": "\x00trellis-schema-1"}
+	crds = append(crds, clash)
 	for i, crd := range crds {
 		want, err := json.Marshal(crd)
 		if err != nil {
@@ -86,4 +91,41 @@ func TestCRDJSONLeavesErrorsToTheCaller(t *testing.T) {
 	if !ok || crd.Spec.Versions[0].Schema != crd.Spec.Versions[1].Schema || crd.Spec.Versions[2].Schema != nil {
 		t.Fatalf("identical schemas are not shared, or null is not nil: %#v", crd)
 	}
+}
+
+func BenchmarkCRDJSON(b *testing.B) {
+	schema := func() *apiextensionsv1.CustomResourceValidation {
+		props := map[string]apiextensionsv1.JSONSchemaProps{}
+		for i := range 300 {
+			props[fmt.Sprintf("field%03d", i)] = apiextensionsv1.JSONSchemaProps{Type: "array", Description: "a field",
+				Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "object",
+					Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}, "value": {Type: "integer"}}}}}
+		}
+		return &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", Properties: props}}
+	}
+	s := schema()
+	crd := &apiextensionsv1.CustomResourceDefinition{Spec: apiextensionsv1.CustomResourceDefinitionSpec{Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
+		{Name: "v1", Schema: s}, {Name: "v2", Schema: s}, {Name: "v3", Schema: s}}}}
+	raw, _ := json.Marshal(crd)
+	b.Run("encode/encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			json.Marshal(crd)
+		}
+	})
+	b.Run("encode/codec", func(b *testing.B) {
+		for b.Loop() {
+			encodeCRD(crd)
+		}
+	})
+	b.Run("decode/sigs-json", func(b *testing.B) {
+		for b.Loop() {
+			var c apiextensionsv1.CustomResourceDefinition
+			sigsjson.UnmarshalStrict(raw, &c)
+		}
+	})
+	b.Run("decode/codec", func(b *testing.B) {
+		for b.Loop() {
+			decodeCRD(raw)
+		}
+	})
 }
