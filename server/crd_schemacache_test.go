@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -137,5 +138,24 @@ func TestCRDSchemasCompiledOnceDuringCreate(t *testing.T) {
 	}
 	if got := compilations(); got != before+2 {
 		t.Fatalf("a label change compiled %v more times", got-before-2)
+	}
+}
+
+// Installing a CRD writes its status once: a sync after the controller's
+// own status write (the informer's event for the create) finds the
+// conditions already stored, in the copy the handler handed over.
+func TestCRDStatusWrittenOnce(t *testing.T) {
+	cfg := trellistest.Start(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	writes := func() float64 {
+		return metricValue(t, cs, "apiserver_request_total", "verb=update", "group=apiextensions.k8s.io", "version=v1",
+			"resource=customresourcedefinitions", "subresource=status", "code=200")
+	}
+	for i := range 5 {
+		installCRD(t, cfg, fleetCRD(fmt.Sprintf("g%d.once.example.com", i)))
+	}
+	time.Sleep(300 * time.Millisecond) // the informer's events and their syncs
+	if got := writes(); got != 5 {
+		t.Fatalf("%v status writes for 5 CRDs; want 5", got)
 	}
 }

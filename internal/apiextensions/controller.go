@@ -727,6 +727,15 @@ func (c *Controller) updateStatus(ctx context.Context, crd *apiextensionsv1.Cust
 	if err == nil && equalStatus(old.Status, crd.Status) {
 		return nil
 	}
+	// The handler may have handed over a newer copy than the lister's
+	// (this controller's own last status write): no need to write what
+	// it already holds.
+	c.observedMu.Lock()
+	o := c.observed[crd.Name]
+	c.observedMu.Unlock()
+	if o != nil && (old == nil || newer(o.ResourceVersion, old.ResourceVersion)) && equalStatus(o.Status, crd.Status) {
+		return nil
+	}
 	// A status write keeps the stored spec, so the schemas need not be
 	// sent: for a large CRD they are nearly all of its bytes.
 	body := *crd
