@@ -79,11 +79,10 @@ type Controller struct {
 	stash   map[string]stashedSchemas
 
 	// speculative holds the schemas of CRDs being validated, compiled
-	// while the API validates and stores them, by the version schemas
-	// they were compiled from, until a registration takes them or they
-	// expire.
+	// while the API validates and stores them, by CRD name, until a
+	// registration takes them or they expire.
 	specMu      sync.Mutex
-	speculative map[*apiextensionsv1.CustomResourceValidation]*speculation
+	speculative map[string][]*speculation
 }
 
 // stashedSchemas are the version schemas (in spec.versions order) of one
@@ -158,7 +157,7 @@ func NewController(client apiextensionsclient.Interface, dyn dynamic.Interface, 
 		registeredKey: map[string]string{},
 		webhooks:      newWebhookClients(o.resolver, o.webhookTimeout),
 		stash:         map[string]stashedSchemas{},
-		speculative:   map[*apiextensionsv1.CustomResourceValidation]*speculation{},
+		speculative:   map[string][]*speculation{},
 		observed:      map[string]*apiextensionsv1.CustomResourceDefinition{},
 		observedT:     map[string]time.Time{},
 	}
@@ -324,17 +323,23 @@ func (c *Controller) current(ctx context.Context, name string) (*apiextensionsv1
 		if crd == nil {
 			return nil, err
 		}
-		if o != nil {
-			// The lister has caught up. (Not earlier: the informer's
-			// transform sees an object before the lister holds it.)
-			c.observedMu.Lock()
-			if c.observed[name] == o {
-				delete(c.observed, name)
-				delete(c.observedT, name)
-			}
-			c.observedMu.Unlock()
+		if o == nil {
+			return crd.DeepCopy(), nil
 		}
-		return crd.DeepCopy(), nil
+		// The lister has caught up. (Not earlier: the informer's decoder
+		// sees an object before the lister holds it.)
+		c.observedMu.Lock()
+		if c.observed[name] == o {
+			delete(c.observed, name)
+			delete(c.observedT, name)
+		}
+		c.observedMu.Unlock()
+		if o.ResourceVersion != crd.ResourceVersion {
+			return crd.DeepCopy(), nil
+		}
+		// The same version: register from the handed-over copy, which
+		// has the schemas (and whatever was compiled from them while the
+		// API validated it).
 	}
 	if crd == nil {
 		// Confirm the CRD in the watch cache, which may lag the write by a

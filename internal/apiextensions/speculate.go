@@ -1,6 +1,8 @@
 package apiextensions
 
 import (
+	"reflect"
+	"slices"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -10,6 +12,7 @@ import (
 // speculation is the compilation of a CRD's schemas started while the
 // API validated the CRD.
 type speculation struct {
+	name string
 	// versions are the CRD's version schemas, in order.
 	versions []*apiextensionsv1.CustomResourceValidation
 	done     chan struct{}
@@ -25,7 +28,8 @@ var speculationLifetime = 10 * time.Second
 // or an update (see resource.Descriptor.Validating). A new or changed CRD
 // has its schemas compiled beside its validation and storage, which take
 // as long: the CRD is then served as soon as it is stored. The
-// registration takes the result if it registers this very object.
+// registration takes the result if it registers this object (or an
+// equal copy).
 func (c *Controller) Validating(obj runtime.Object) {
 	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
 	if !ok || !hasSchemas(crd) {
@@ -42,10 +46,9 @@ func (c *Controller) Validating(obj runtime.Object) {
 	for _, v := range crd.Spec.Versions {
 		sp.versions = append(sp.versions, v.Schema)
 	}
+	sp.name = crd.Name
 	c.specMu.Lock()
-	for _, v := range sp.versions {
-		c.speculative[v] = sp
-	}
+	c.speculative[crd.Name] = append(c.speculative[crd.Name], sp)
 	c.specMu.Unlock()
 	// Only the spec is read, which neither the API nor a sync modifies.
 	go func() {
@@ -68,39 +71,50 @@ func (c *Controller) Validating(obj runtime.Object) {
 
 // takeSpeculation returns the schemas compiled for crd's version schemas
 // while it was validated, waiting for them if need be; nil if there are
-// none (or they failed: registration then reports why).
+// none (or they failed: registration then reports why). The registration
+// usually has the validated object itself; when the informer delivered
+// the CRD first, its schemas are equal copies.
 func (c *Controller) takeSpeculation(crd *apiextensionsv1.CustomResourceDefinition) crdSchemas {
-	if len(crd.Spec.Versions) == 0 {
-		return nil
-	}
 	c.specMu.Lock()
-	sp := c.speculative[crd.Spec.Versions[0].Schema]
+	candidates := slices.Clone(c.speculative[crd.Name])
 	c.specMu.Unlock()
-	if sp == nil || len(sp.versions) != len(crd.Spec.Versions) {
-		return nil
+	for i := len(candidates) - 1; i >= 0; i-- { // newest first
+		sp := candidates[i]
+		if !sameSchemas(sp.versions, crd.Spec.Versions) || !c.dropSpeculation(sp) {
+			continue
+		}
+		<-sp.done
+		return sp.schemas
 	}
-	for i, v := range crd.Spec.Versions {
-		if sp.versions[i] != v.Schema {
-			return nil
+	return nil
+}
+
+// sameSchemas reports whether versions have the schemas compiled.
+func sameSchemas(compiled []*apiextensionsv1.CustomResourceValidation, versions []apiextensionsv1.CustomResourceDefinitionVersion) bool {
+	if len(compiled) != len(versions) {
+		return false
+	}
+	for i, v := range versions {
+		if compiled[i] != v.Schema && !reflect.DeepEqual(compiled[i], v.Schema) {
+			return false
 		}
 	}
-	if !c.dropSpeculation(sp) {
-		return nil // taken by another registration, or expired
-	}
-	<-sp.done
-	return sp.schemas
+	return true
 }
 
 // dropSpeculation forgets sp; false if it was forgotten already.
 func (c *Controller) dropSpeculation(sp *speculation) bool {
 	c.specMu.Lock()
 	defer c.specMu.Unlock()
-	found := false
-	for _, v := range sp.versions {
-		if c.speculative[v] == sp {
-			delete(c.speculative, v)
-			found = true
-		}
+	list := c.speculative[sp.name]
+	i := slices.Index(list, sp)
+	if i < 0 {
+		return false
 	}
-	return found
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+		delete(c.speculative, sp.name)
+	} else {
+		c.speculative[sp.name] = list
+	}
+	return true
 }

@@ -11,7 +11,7 @@ import (
 
 func speculationController(pool *budget.Pool) *Controller {
 	return &Controller{pool: pool, registrations: map[string]*registration{}, registeredGen: map[string]int64{},
-		speculative: map[*apiextensionsv1.CustomResourceValidation]*speculation{}}
+		speculative: map[string][]*speculation{}}
 }
 
 func schemaCRD() *apiextensionsv1.CustomResourceDefinition {
@@ -27,16 +27,19 @@ func schemaCRD() *apiextensionsv1.CustomResourceDefinition {
 }
 
 // Schemas compiled for a CRD being validated go to its registration, once,
-// and only for the very object that was validated.
+// and only for a CRD with those schemas.
 func TestSpeculationTaken(t *testing.T) {
 	pool := budget.NewPool(64 << 20)
 	c := speculationController(pool)
 	crd := schemaCRD()
 	c.Validating(crd)
-	if other := schemaCRD(); c.takeSpeculation(other) != nil {
-		t.Fatal("an equal CRD decoded elsewhere took the compiled schemas")
+	other := schemaCRD()
+	other.Spec.Versions[1].Schema.OpenAPIV3Schema.Description = "changed"
+	if c.takeSpeculation(other) != nil {
+		t.Fatal("a CRD with other schemas took the compiled schemas")
 	}
-	got := c.takeSpeculation(crd)
+	// An equal copy (the informer's) takes them.
+	got := c.takeSpeculation(schemaCRD())
 	if got == nil || got["v1"] != got["v2"] || !got["v1"].parts.Built() {
 		t.Fatalf("took %v; want one compiled schema for both versions", got)
 	}
