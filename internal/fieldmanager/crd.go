@@ -107,6 +107,18 @@ func schemaValue(p *apiextensionsv1.JSONSchemaProps) (map[string]any, error) {
 			m[k] = *v
 		}
 	}
+	number := func(k string, v *float64) {
+		if v != nil {
+			m[k] = *v
+		}
+	}
+	var jsonErr error
+	value := func(k string, j *apiextensionsv1.JSON) {
+		if j == nil || jsonErr != nil {
+			return
+		}
+		m[k], jsonErr = jsonValue(j)
+	}
 	str("id", p.ID)
 	str("$schema", string(p.Schema))
 	if p.Ref != nil {
@@ -116,20 +128,10 @@ func schemaValue(p *apiextensionsv1.JSONSchemaProps) (map[string]any, error) {
 	str("type", p.Type)
 	str("format", p.Format)
 	str("title", p.Title)
-	if p.Default != nil {
-		v, err := jsonValue(p.Default)
-		if err != nil {
-			return nil, err
-		}
-		m["default"] = v
-	}
-	if p.Maximum != nil {
-		m["maximum"] = *p.Maximum
-	}
+	value("default", p.Default)
+	number("maximum", p.Maximum)
 	flag("exclusiveMaximum", p.ExclusiveMaximum)
-	if p.Minimum != nil {
-		m["minimum"] = *p.Minimum
-	}
+	number("minimum", p.Minimum)
 	flag("exclusiveMinimum", p.ExclusiveMinimum)
 	count("maxLength", p.MaxLength)
 	count("minLength", p.MinLength)
@@ -137,9 +139,7 @@ func schemaValue(p *apiextensionsv1.JSONSchemaProps) (map[string]any, error) {
 	count("maxItems", p.MaxItems)
 	count("minItems", p.MinItems)
 	flag("uniqueItems", p.UniqueItems)
-	if p.MultipleOf != nil {
-		m["multipleOf"] = *p.MultipleOf
-	}
+	number("multipleOf", p.MultipleOf)
 	if len(p.Enum) > 0 {
 		enum := make([]any, len(p.Enum))
 		for i := range p.Enum {
@@ -248,13 +248,7 @@ func schemaValue(p *apiextensionsv1.JSONSchemaProps) (map[string]any, error) {
 		}
 		m["externalDocs"] = docs
 	}
-	if p.Example != nil {
-		v, err := jsonValue(p.Example)
-		if err != nil {
-			return nil, err
-		}
-		m["example"] = v
-	}
+	value("example", p.Example)
 	flag("nullable", p.Nullable)
 	if p.XPreserveUnknownFields != nil {
 		m["x-kubernetes-preserve-unknown-fields"] = *p.XPreserveUnknownFields
@@ -292,6 +286,9 @@ func schemaValue(p *apiextensionsv1.JSONSchemaProps) (map[string]any, error) {
 			rules[i] = rule
 		}
 		m["x-kubernetes-validations"] = rules
+	}
+	if jsonErr != nil {
+		return nil, jsonErr
 	}
 	return m, nil
 }
