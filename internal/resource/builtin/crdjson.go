@@ -129,12 +129,19 @@ func schemaPlaceholderIndex(p []byte) int {
 }
 
 // decodeCRD decodes a CRD as sigsjson.UnmarshalStrict does, versions with
-// byte-identical schemas sharing one decoded schema. ok is false when the
-// JSON has an unknown or duplicate field or does not decode: the caller
-// then decodes it the usual way, which words the errors as upstream.
+// byte-identical schemas sharing one decoded schema. The schemas are cut
+// out first (SplitCRDSchemas), so the checking decoder reads only the
+// rest, and each distinct schema is read by parseValidation in one pass.
+// ok is false when the JSON has an unknown or duplicate field or does not
+// decode: the caller then decodes it the usual way, which words the
+// errors as upstream.
 func decodeCRD(data []byte) (crd *apiextensionsv1.CustomResourceDefinition, ok bool) {
+	rest, schemas, ok := SplitCRDSchemas(data)
+	if !ok {
+		return nil, false
+	}
 	var w crdWire
-	if strict, err := sigsjson.UnmarshalStrict(data, &w); err != nil || len(strict) > 0 {
+	if strict, err := sigsjson.UnmarshalStrict(rest, &w); err != nil || len(strict) > 0 || len(w.Spec.Versions) != len(schemas) {
 		return nil, false
 	}
 	crd = &apiextensionsv1.CustomResourceDefinition{TypeMeta: w.TypeMeta, ObjectMeta: w.ObjectMeta, Status: w.Status,
@@ -148,11 +155,12 @@ func decodeCRD(data []byte) (crd *apiextensionsv1.CustomResourceDefinition, ok b
 			Deprecated: v.Deprecated, DeprecationWarning: v.DeprecationWarning,
 			Subresources: v.Subresources, AdditionalPrinterColumns: v.AdditionalPrinterColumns,
 			SelectableFields: v.SelectableFields}
-		if len(v.Schema) == 0 || string(v.Schema) == "null" {
+		raw := schemas[i]
+		if len(raw) == 0 || string(raw) == "null" {
 			continue
 		}
 		for j := range i {
-			if bytes.Equal(w.Spec.Versions[j].Schema, v.Schema) {
+			if bytes.Equal(schemas[j], raw) {
 				crd.Spec.Versions[i].Schema = crd.Spec.Versions[j].Schema
 				break
 			}
@@ -160,9 +168,12 @@ func decodeCRD(data []byte) (crd *apiextensionsv1.CustomResourceDefinition, ok b
 		if crd.Spec.Versions[i].Schema != nil {
 			continue
 		}
-		s := &apiextensionsv1.CustomResourceValidation{}
-		if strict, err := sigsjson.UnmarshalStrict(v.Schema, s); err != nil || len(strict) > 0 {
-			return nil, false
+		s, ok := parseValidation(raw)
+		if !ok {
+			s = &apiextensionsv1.CustomResourceValidation{}
+			if strict, err := sigsjson.UnmarshalStrict(raw, s); err != nil || len(strict) > 0 {
+				return nil, false
+			}
 		}
 		crd.Spec.Versions[i].Schema = s
 	}
