@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/trellis-project/trellis/internal/jsonscan"
 )
 
 // parseValidation decodes a CRD version's schema
@@ -19,7 +21,7 @@ import (
 func parseValidation(d []byte) (*apiextensionsv1.CustomResourceValidation, bool) {
 	p := schemaParser{d: d}
 	v := &apiextensionsv1.CustomResourceValidation{}
-	end, ok := eachField(d, skipSpace(d, 0), func(key []byte, start int) (int, bool) {
+	end, ok := jsonscan.EachField(d, jsonscan.SkipSpace(d, 0), func(key []byte, start int) (int, bool) {
 		if string(key) != "openAPIV3Schema" || v.OpenAPIV3Schema != nil {
 			return 0, false
 		}
@@ -29,7 +31,7 @@ func parseValidation(d []byte) (*apiextensionsv1.CustomResourceValidation, bool)
 		v.OpenAPIV3Schema = &apiextensionsv1.JSONSchemaProps{}
 		return p.props(start, v.OpenAPIV3Schema)
 	})
-	if !ok || skipSpace(d, end) != len(d) {
+	if !ok || jsonscan.SkipSpace(d, end) != len(d) {
 		return nil, false
 	}
 	return v, true
@@ -123,7 +125,7 @@ func (p *schemaParser) props(start int, s *apiextensionsv1.JSONSchemaProps) (int
 		return end, true
 	}
 	var seen uint64
-	return eachField(p.d, start, func(key []byte, vs int) (int, bool) {
+	return jsonscan.EachField(p.d, start, func(key []byte, vs int) (int, bool) {
 		f, known := schemaFields[string(key)]
 		if !known || seen&(1<<f) != 0 {
 			return 0, false
@@ -240,7 +242,7 @@ func (p *schemaParser) object(start int, s *apiextensionsv1.JSONSchemaProps) (in
 // raw is a JSON field's value as its UnmarshalJSON keeps it: the bytes,
 // copied. The scanner only framed them, so they are checked here.
 func (p *schemaParser) raw(start int, dst **apiextensionsv1.JSON) (int, bool) {
-	end, ok := valueEnd(p.d, start)
+	end, ok := jsonscan.ValueEnd(p.d, start)
 	if !ok || !json.Valid(p.d[start:end]) {
 		return 0, false
 	}
@@ -304,7 +306,7 @@ func (p *schemaParser) integer(start int, dst **int64) (int, bool) {
 
 func (p *schemaParser) strings(start int, dst *[]string) (int, bool) {
 	out := []string{}
-	end, ok := eachElement(p.d, start, func(vs int) (int, bool) {
+	end, ok := jsonscan.EachElement(p.d, start, func(vs int) (int, bool) {
 		s, end, ok := p.unquote(vs)
 		out = append(out, s)
 		return end, ok
@@ -315,7 +317,7 @@ func (p *schemaParser) strings(start int, dst *[]string) (int, bool) {
 
 func (p *schemaParser) enum(start int, dst *[]apiextensionsv1.JSON) (int, bool) {
 	out := []apiextensionsv1.JSON{}
-	end, ok := eachElement(p.d, start, func(vs int) (int, bool) {
+	end, ok := jsonscan.EachElement(p.d, start, func(vs int) (int, bool) {
 		if end, null := p.null(vs); null {
 			out = append(out, apiextensionsv1.JSON{})
 			return end, true
@@ -333,7 +335,7 @@ func (p *schemaParser) enum(start int, dst *[]apiextensionsv1.JSON) (int, bool) 
 
 func (p *schemaParser) list(start int, dst *[]apiextensionsv1.JSONSchemaProps) (int, bool) {
 	out := []apiextensionsv1.JSONSchemaProps{}
-	end, ok := eachElement(p.d, start, func(vs int) (int, bool) {
+	end, ok := jsonscan.EachElement(p.d, start, func(vs int) (int, bool) {
 		out = append(out, apiextensionsv1.JSONSchemaProps{})
 		return p.object(vs, &out[len(out)-1])
 	})
@@ -343,7 +345,7 @@ func (p *schemaParser) list(start int, dst *[]apiextensionsv1.JSONSchemaProps) (
 
 func (p *schemaParser) propsMap(start int, dst *map[string]apiextensionsv1.JSONSchemaProps) (int, bool) {
 	out := map[string]apiextensionsv1.JSONSchemaProps{}
-	end, ok := eachMember(p.d, start, func(ks, _, vs int) (int, bool) {
+	end, ok := jsonscan.EachMember(p.d, start, func(ks, _, vs int) (int, bool) {
 		key, _, ok := p.unquote(ks)
 		if _, dup := out[key]; dup || !ok {
 			return 0, false
@@ -387,7 +389,7 @@ func (p *schemaParser) propsOrBool(start int, dst **apiextensionsv1.JSONSchemaPr
 // list of property names, or null (the zero value).
 func (p *schemaParser) dependencies(start int, dst *apiextensionsv1.JSONSchemaDependencies) (int, bool) {
 	out := apiextensionsv1.JSONSchemaDependencies{}
-	end, ok := eachMember(p.d, start, func(ks, _, vs int) (int, bool) {
+	end, ok := jsonscan.EachMember(p.d, start, func(ks, _, vs int) (int, bool) {
 		key, _, ok := p.unquote(ks)
 		if _, dup := out[key]; dup || !ok {
 			return 0, false
@@ -416,7 +418,7 @@ func (p *schemaParser) externalDocs(start int, dst **apiextensionsv1.ExternalDoc
 	v := &apiextensionsv1.ExternalDocumentation{}
 	*dst = v
 	var seenDescription, seenURL bool
-	return eachField(p.d, start, func(key []byte, vs int) (int, bool) {
+	return jsonscan.EachField(p.d, start, func(key []byte, vs int) (int, bool) {
 		var dst *string
 		switch string(key) {
 		case "description":
@@ -441,14 +443,14 @@ func (p *schemaParser) externalDocs(start int, dst **apiextensionsv1.ExternalDoc
 
 func (p *schemaParser) validations(start int, dst *[]apiextensionsv1.ValidationRule) (int, bool) {
 	out := []apiextensionsv1.ValidationRule{}
-	end, ok := eachElement(p.d, start, func(vs int) (int, bool) {
+	end, ok := jsonscan.EachElement(p.d, start, func(vs int) (int, bool) {
 		out = append(out, apiextensionsv1.ValidationRule{})
 		if end, null := p.null(vs); null {
 			return end, true
 		}
 		r := &out[len(out)-1]
 		var seen uint8
-		return eachField(p.d, vs, func(key []byte, fs int) (int, bool) {
+		return jsonscan.EachField(p.d, vs, func(key []byte, fs int) (int, bool) {
 			var bit uint8
 			switch string(key) {
 			case "rule":
@@ -505,7 +507,7 @@ func (p *schemaParser) unquote(start int) (string, int, bool) {
 	if p.d[start] != '"' {
 		return "", 0, false
 	}
-	end, escaped, ok := stringEnd(p.d, start)
+	end, escaped, ok := jsonscan.StringEnd(p.d, start)
 	if !ok {
 		return "", 0, false
 	}
