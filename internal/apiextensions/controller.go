@@ -525,7 +525,7 @@ func (c *Controller) register(ctx context.Context, crd *apiextensionsv1.CustomRe
 		return err
 	}
 	var warmed sync.WaitGroup
-	reg, err := descriptorsFor(crd, conv, c.pool, c.takeSpeculation(crd), func(k *fieldmanager.CustomKind) {
+	reg, err := descriptorsFor(crd, conv, c.pool, c.takeSpeculation(crd, conv), func(k *fieldmanager.CustomKind) {
 		if c.fieldTypes != nil {
 			warmed.Go(func() { k.Warm(c.fieldTypes) })
 		}
@@ -576,22 +576,25 @@ func (r *registration) release() {
 }
 
 // descriptorsFor builds the descriptors of crd's served versions; their
-// compiled schemas live in pool. schemas, if not nil, are crd's, compiled
-// already.
-func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter, pool *budget.Pool, schemas crdSchemas, kindReady func(*fieldmanager.CustomKind)) (*registration, error) {
+// compiled schemas live in pool. built, if set, holds crd's schemas
+// compiled already, and may hold its type information.
+func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converter, pool *budget.Pool, built speculated, kindReady func(*fieldmanager.CustomKind)) (*registration, error) {
 	storage := ""
 	for _, v := range crd.Spec.Versions {
 		if v.Storage {
 			storage = v.Name
 		}
 	}
+	schemas, kind := built.schemas, built.kind // kind is only built with schemas
 	if schemas == nil {
 		var err error
 		if schemas, err = newCRDSchemas(pool, crd); err != nil {
 			return nil, err
 		}
 	}
-	kind := newCustomKind(crd, conv, schemas, pool)
+	if kind == nil {
+		kind = newCustomKind(crd, conv, schemas, pool)
+	}
 	if kindReady != nil {
 		// The type information needs only the schemas' sources: it can
 		// be built while they compile.
@@ -647,7 +650,7 @@ func descriptorsFor(crd *apiextensionsv1.CustomResourceDefinition, conv converte
 // CRD-shaped schema (one version, no conversion) without storing a
 // CustomResourceDefinition object: Trellis's own configuration kinds.
 func BuiltinDescriptors(crd *apiextensionsv1.CustomResourceDefinition) ([]*resource.Descriptor, error) {
-	reg, err := descriptorsFor(crd, noneConverter{}, nil, nil, nil)
+	reg, err := descriptorsFor(crd, noneConverter{}, nil, speculated{}, nil)
 	if err != nil {
 		return nil, err
 	}

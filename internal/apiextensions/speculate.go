@@ -1,12 +1,18 @@
 package apiextensions
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/trellis-project/trellis/internal/fieldmanager"
 )
 
 // speculation is the compilation of a CRD's schemas started while the
@@ -17,6 +23,42 @@ type speculation struct {
 	versions []*apiextensionsv1.CustomResourceValidation
 	done     chan struct{}
 	schemas  crdSchemas // set, compiled, when done closes; nil on failure
+	// kind is the type information built from schemas (it may still be
+	// building when done closes), for a registration with the same
+	// kindKey; conv is bound to that registration's converter.
+	kind    *fieldmanager.CustomKind
+	kindKey string
+	conv    *boundConverter
+}
+
+// kindKey is what a CRD's type information depends on besides its
+// schemas.
+func kindKey(crd *apiextensionsv1.CustomResourceDefinition) string {
+	var versions []string
+	for _, v := range crd.Spec.Versions {
+		versions = append(versions, v.Name)
+	}
+	return fmt.Sprint(crd.Spec.Group, "/", crd.Spec.Names.Kind, "/", crd.Spec.PreserveUnknownFields, "/", versions)
+}
+
+// boundConverter is the converter of type information built before its
+// CRD's registration: the registration binds its own.
+type boundConverter struct{ conv atomic.Pointer[converter] }
+
+func (b *boundConverter) bind(c converter) { b.conv.Store(&c) }
+
+func (b *boundConverter) convert(objs []*unstructured.Unstructured, to schema.GroupVersion, batch bool) ([]*unstructured.Unstructured, error) {
+	c := b.conv.Load()
+	if c == nil {
+		return nil, fmt.Errorf("no conversion to %s before the CRD is registered", to)
+	}
+	return (*c).convert(objs, to, batch)
+}
+
+// speculated is what a registration takes from a speculation.
+type speculated struct {
+	schemas crdSchemas
+	kind    *fieldmanager.CustomKind
 }
 
 // speculationLifetime is how long compiled schemas wait for the
@@ -52,29 +94,49 @@ func (c *Controller) Validating(obj runtime.Object) {
 	c.specMu.Unlock()
 	// Only the spec is read, which neither the API nor a sync modifies.
 	go func() {
-		defer close(sp.done)
 		schemas, err := newCRDSchemas(c.pool, crd)
 		if err == nil {
 			err = schemas.compile()
 		}
-		if err == nil {
-			sp.schemas = schemas
+		if err != nil {
+			close(sp.done)
+			return
+		}
+		sp.schemas = schemas
+		// The type information (for managed fields) is built next, on
+		// this core, while the API still validates and stores the CRD;
+		// otherwise it is built as the CRD is registered, competing with
+		// the client reading the answer.
+		sp.conv = &boundConverter{}
+		sp.kind, sp.kindKey = newCustomKind(crd, sp.conv, schemas, c.pool), kindKey(crd)
+		close(sp.done)
+		if c.fieldTypes != nil {
+			sp.kind.Warm(c.fieldTypes)
 		}
 	}()
 	time.AfterFunc(speculationLifetime, func() {
 		if c.dropSpeculation(sp) {
 			<-sp.done
-			sp.schemas.release()
+			sp.release()
 		}
 	})
 }
 
+func (sp *speculation) release() {
+	sp.schemas.release()
+	if sp.kind != nil {
+		sp.kind.Release()
+	}
+}
+
 // takeSpeculation returns the schemas compiled for crd's version schemas
-// while it was validated, waiting for them if need be; nil if there are
-// none (or they failed: registration then reports why). The registration
-// usually has the validated object itself; when the informer delivered
-// the CRD first, its schemas are equal copies.
-func (c *Controller) takeSpeculation(crd *apiextensionsv1.CustomResourceDefinition) crdSchemas {
+// while it was validated, waiting for them if need be, and the type
+// information built from them if crd's kindKey is the same (its
+// conversions then go through conv); nothing if there are none (or they
+// failed: registration then reports why). The registration usually has
+// the validated object itself; when the informer delivered the CRD first,
+// its schemas are equal copies.
+func (c *Controller) takeSpeculation(crd *apiextensionsv1.CustomResourceDefinition, conv converter) speculated {
 	c.specMu.Lock()
 	candidates := slices.Clone(c.speculative[crd.Name])
 	c.specMu.Unlock()
@@ -84,9 +146,16 @@ func (c *Controller) takeSpeculation(crd *apiextensionsv1.CustomResourceDefiniti
 			continue
 		}
 		<-sp.done
-		return sp.schemas
+		if sp.kind != nil && sp.kindKey != kindKey(crd) {
+			sp.kind.Release()
+			sp.kind = nil
+		}
+		if sp.kind != nil {
+			sp.conv.bind(conv)
+		}
+		return speculated{schemas: sp.schemas, kind: sp.kind}
 	}
-	return nil
+	return speculated{}
 }
 
 // sameSchemas reports whether versions have the schemas compiled.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/trellis-project/trellis/internal/budget"
 )
@@ -35,19 +37,52 @@ func TestSpeculationTaken(t *testing.T) {
 	c.Validating(crd)
 	other := schemaCRD()
 	other.Spec.Versions[1].Schema.OpenAPIV3Schema.Description = "changed"
-	if c.takeSpeculation(other) != nil {
+	if c.takeSpeculation(other, noneConverter{}).schemas != nil {
 		t.Fatal("a CRD with other schemas took the compiled schemas")
 	}
-	// An equal copy (the informer's) takes them.
-	got := c.takeSpeculation(schemaCRD())
-	if got == nil || got["v1"] != got["v2"] || !got["v1"].parts.Built() {
-		t.Fatalf("took %v; want one compiled schema for both versions", got)
+	// An equal copy (the informer's) takes them, with the type
+	// information built from them.
+	got := c.takeSpeculation(schemaCRD(), noneConverter{})
+	if got.schemas == nil || got.schemas["v1"] != got.schemas["v2"] || !got.schemas["v1"].parts.Built() || got.kind == nil {
+		t.Fatalf("took %+v; want one compiled schema for both versions, and the type information", got)
 	}
-	if c.takeSpeculation(crd) != nil {
+	if c.takeSpeculation(crd, noneConverter{}).schemas != nil {
 		t.Fatal("compiled schemas were taken twice")
 	}
 	if s := pool.Stats(); s.Builds != 1 || s.Used == 0 {
 		t.Fatalf("pool %+v; want one build, held", s)
+	}
+}
+
+// The type information built with the schemas is only taken by a CRD of
+// the same group, kind and versions; another gets the schemas alone.
+func TestSpeculatedKindNeedsTheSameNames(t *testing.T) {
+	c := speculationController(budget.NewPool(64 << 20))
+	c.Validating(schemaCRD())
+	renamed := schemaCRD()
+	renamed.Spec.Names.Kind = "Other"
+	if got := c.takeSpeculation(renamed, noneConverter{}); got.schemas == nil || got.kind != nil {
+		t.Fatalf("took %+v; want the schemas without the type information", got)
+	}
+}
+
+// The speculated type information converts through the converter of the
+// registration that took it.
+func TestSpeculatedKindConvertsThroughTheRegistration(t *testing.T) {
+	c := speculationController(budget.NewPool(64 << 20))
+	c.Validating(schemaCRD())
+	<-c.speculative["things.example.com"][0].done
+	sp := c.speculative["things.example.com"][0]
+	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "example.com/v1", "kind": "Thing"}}
+	if _, err := sp.conv.convert([]*unstructured.Unstructured{u}, schema.GroupVersion{Group: "example.com", Version: "v2"}, false); err == nil {
+		t.Fatal("converted before a registration took it")
+	}
+	if got := c.takeSpeculation(schemaCRD(), noneConverter{}); got.kind == nil {
+		t.Fatal("no type information taken")
+	}
+	out, err := sp.conv.convert([]*unstructured.Unstructured{u}, schema.GroupVersion{Group: "example.com", Version: "v2"}, false)
+	if err != nil || out[0].GetAPIVersion() != "example.com/v2" {
+		t.Fatalf("converted to %v, %v", out, err)
 	}
 }
 
