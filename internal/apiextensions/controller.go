@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/trellis-project/trellis/internal/budget"
 	"github.com/trellis-project/trellis/internal/controller"
@@ -227,8 +226,8 @@ func (c *Controller) restoreSchemas(ctx context.Context, crd *apiextensionsv1.Cu
 			if crd.Spec.Versions[i].Schema != nil {
 				continue
 			}
-			v := &apiextensionsv1.CustomResourceValidation{}
-			if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, v); err != nil {
+			v, err := builtin.DecodeCRDSchema(raw)
+			if err != nil {
 				return fmt.Errorf("schema of version %s: %w", crd.Spec.Versions[i].Name, err)
 			}
 			crd.Spec.Versions[i].Schema = v

@@ -3,7 +3,6 @@ package apiextensions
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/trellis-project/trellis/internal/budget"
+	"github.com/trellis-project/trellis/internal/resource/builtin"
 )
 
 // schemaParts is what one version's schema compiles to: the structural
@@ -142,11 +142,7 @@ func (s *schemaSource) get() (*apiextensionsv1.CustomResourceValidation, error) 
 	if err != nil {
 		return nil, err
 	}
-	var v apiextensionsv1.CustomResourceValidation
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
+	return builtin.DecodeCRDSchema(raw)
 }
 
 // pack replaces the typed schema by its gzipped JSON.
@@ -156,7 +152,7 @@ func (s *schemaSource) pack() {
 	if s.typed == nil {
 		return
 	}
-	raw, err := json.Marshal(s.typed)
+	raw, err := builtin.EncodeCRDSchema(s.typed)
 	if err != nil {
 		return // keep the typed form
 	}

@@ -81,9 +81,12 @@ func encodeCRD(crd *apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
 			uses[schemaPlaceholderIndex(w.Spec.Versions[i].Schema)]++
 			continue
 		}
-		raw, err := json.Marshal(v.Schema)
+		raw, err := appendValidationJSON(nil, v.Schema)
 		if err != nil {
-			return nil, err
+			// encoding/json words the error.
+			if raw, err = json.Marshal(v.Schema); err != nil {
+				return nil, err
+			}
 		}
 		w.Spec.Versions[i].Schema = schemaPlaceholder(len(schemas))
 		schemas, uses = append(schemas, raw), append(uses, 1)

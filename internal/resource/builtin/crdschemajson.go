@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/trellis-project/trellis/internal/jsonscan"
 )
@@ -618,4 +619,27 @@ func isJSONNumber(lit []byte) bool {
 		}
 	}
 	return i == len(lit)
+}
+
+// DecodeCRDSchema decodes a CRD version's schema as
+// sigsjson.UnmarshalCaseSensitivePreserveInts does (unknown fields
+// dropped), in one pass when the JSON has the plain shape.
+func DecodeCRDSchema(raw []byte) (*apiextensionsv1.CustomResourceValidation, error) {
+	if v, ok := parseValidation(raw); ok {
+		return v, nil
+	}
+	v := &apiextensionsv1.CustomResourceValidation{}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// EncodeCRDSchema is json.Marshal(v), writing each nested schema once.
+func EncodeCRDSchema(v *apiextensionsv1.CustomResourceValidation) ([]byte, error) {
+	raw, err := appendValidationJSON(nil, v)
+	if err != nil {
+		return json.Marshal(v) // which words the error
+	}
+	return raw, nil
 }

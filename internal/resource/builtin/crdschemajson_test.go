@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand"
 	"reflect"
 	"testing"
@@ -162,6 +163,68 @@ func TestSplitCRDSchemas(t *testing.T) {
 	} {
 		if _, _, ok := SplitCRDSchemas([]byte(raw)); ok {
 			t.Errorf("%s: split", name)
+		}
+	}
+}
+
+// The schema encoder writes encoding/json's bytes for random schemas and
+// for the corners of its encoding.
+func TestSchemaEncoderMatchesEncodingJSON(t *testing.T) {
+	f := fuzzer.FuzzerFor(apiextensionsfuzzer.Funcs, rand.NewSource(4), serializer.NewCodecFactory(Scheme))
+	var schemas []*apiextensionsv1.CustomResourceValidation
+	for range 400 {
+		var internal apiextensions.CustomResourceValidation
+		f.Fill(&internal)
+		v := &apiextensionsv1.CustomResourceValidation{}
+		if err := Scheme.Convert(&internal, v, nil); err != nil {
+			t.Fatal(err)
+		}
+		schemas = append(schemas, v)
+	}
+	f64 := func(f float64) *float64 { return &f }
+	i64 := func(i int64) *int64 { return &i }
+	b := func(b bool) *bool { return &b }
+	reason := apiextensionsv1.FieldValueForbidden
+	schemas = append(schemas, nil, &apiextensionsv1.CustomResourceValidation{}, &apiextensionsv1.CustomResourceValidation{
+		OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+			Description: "<b>&amp;</b> \u2028\u2029 \x00\x1f\x7f \b\f\n\r\t \"q\" \\ é 🙂 \xff\xfe invalid",
+			Default:     &apiextensionsv1.JSON{Raw: []byte(" { \"a\" : [ 1 , \"<x>\" , \"\u2028\" ] } ")},
+			Example:     &apiextensionsv1.JSON{},
+			Enum:        []apiextensionsv1.JSON{{}, {Raw: []byte(`"a&b"`)}, {Raw: []byte("1e3")}},
+			Maximum:     f64(1e21), Minimum: f64(-1e-7), MultipleOf: f64(0.000001),
+			MaxLength: i64(0), MinLength: i64(-5),
+			Items:                &apiextensionsv1.JSONSchemaPropsOrArray{},
+			AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{},
+			AdditionalItems:      &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true},
+			Required:             []string{},
+			Properties: map[string]apiextensionsv1.JSONSchemaProps{
+				"b": {Items: &apiextensionsv1.JSONSchemaPropsOrArray{JSONSchemas: []apiextensionsv1.JSONSchemaProps{{}, {Type: "x"}}}},
+				"a": {Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Nullable: true}}},
+				"<": {}, "\xff": {},
+			},
+			Dependencies: apiextensionsv1.JSONSchemaDependencies{
+				"p": {Property: []string{"x", "<"}}, "s": {Schema: &apiextensionsv1.JSONSchemaProps{}}, "n": {}, "e": {Property: []string{}},
+			},
+			ExternalDocs:           &apiextensionsv1.ExternalDocumentation{},
+			XPreserveUnknownFields: b(false),
+			XValidations:           apiextensionsv1.ValidationRules{{}, {Rule: "self > 1", Reason: &reason, OptionalOldSelf: b(true)}},
+		}})
+	for i, v := range schemas {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendValidationJSON([]byte("prefix"), v)
+		if err != nil || string(got) != "prefix"+string(want) {
+			t.Fatalf("schema %d: encodes as\n%s (%v)\nencoding/json gives\n%s", i, got, err, want)
+		}
+	}
+	// What encoding/json refuses, the encoder refuses.
+	for _, v := range []*apiextensionsv1.JSONSchemaProps{
+		{Maximum: f64(math.NaN())}, {Minimum: f64(math.Inf(1))}, {Default: &apiextensionsv1.JSON{Raw: []byte("{bad")}},
+	} {
+		if _, err := appendValidationJSON(nil, &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: v}); err == nil {
+			t.Errorf("%+v encoded", v)
 		}
 	}
 }
