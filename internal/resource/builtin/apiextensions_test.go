@@ -7,6 +7,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/rest"
 )
 
 // The scheme's CRD conversion must give exactly what upstream's gives:
@@ -55,5 +56,23 @@ func TestCRDSpecConversionMatchesUpstream(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Declarative validation runs for the hand-written kinds whose upstream
+// strategy has it, and not for CRDs, whose upstream strategy has none.
+func TestDeclarativeValidationAsUpstream(t *testing.T) {
+	crd := customResourceDefinitions()
+	if _, ok := crd.rules.(rest.DeclarativeValidationStrategy); ok {
+		t.Error("CRDs run declarative validation; upstream's CRD strategy does not")
+	}
+	for name, s := range map[string]any{
+		"serviceaccounts": serviceAccountRules(), "endpoints": endpointsRules(), "endpointslices": endpointSliceRules(),
+		"resourceclaims": resourceClaimRules(), "resourceclaims/status": resourceClaimStatusRules(),
+		"resourceclaimtemplates": resourceClaimTemplateRules(),
+	} {
+		if _, ok := s.(rest.DeclarativeValidationStrategy); !ok {
+			t.Errorf("%s: no declarative validation", name)
+		}
 	}
 }

@@ -103,7 +103,7 @@ func namespaceFinalizers(obj runtime.Object) bool {
 
 // serviceAccountRules mirror pkg/registry/core/serviceaccount, whose
 // package pulls in the service account token machinery.
-func serviceAccountRules() *hooks {
+func serviceAccountRules() *declarativeHooks {
 	h := newHooks()
 	clean := func(obj runtime.Object) {
 		sa := obj.(*core.ServiceAccount)
@@ -114,16 +114,16 @@ func serviceAccountRules() *hooks {
 	h.prepareCreate = func(_ context.Context, obj runtime.Object) { clean(obj) }
 	h.prepareUpdate = func(_ context.Context, obj, _ runtime.Object) { clean(obj) }
 	h.validate, h.validateUpdate = validators(corevalidation.ValidateServiceAccount, corevalidation.ValidateServiceAccountUpdate)
-	return h
+	return withDeclarativeValidation(h)
 }
 
 // endpointsRules mirror pkg/registry/core/endpoint, whose package pulls in
 // the endpoints controller.
-func endpointsRules() *hooks {
+func endpointsRules() *declarativeHooks {
 	h := newHooks()
 	h.createOnUpdate = true
 	h.validate, h.validateUpdate = validators(corevalidation.ValidateEndpointsCreate, corevalidation.ValidateEndpointsUpdate)
-	return h
+	return withDeclarativeValidation(h)
 }
 
 // serviceAddresses runs where upstream's service storage allocates

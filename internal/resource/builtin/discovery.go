@@ -23,7 +23,7 @@ func discoveryKinds() []kindDef {
 // endpointSliceRules mirror pkg/registry/discovery/endpointslice, whose
 // package pulls in the EndpointSlice controllers: generation starts at 1
 // and counts changes to anything but metadata, or to labels.
-func endpointSliceRules() *hooks {
+func endpointSliceRules() *declarativeHooks {
 	h := newHooks()
 	h.prepareCreate = func(_ context.Context, obj runtime.Object) {
 		obj.(*discovery.EndpointSlice).Generation = 1
@@ -37,5 +37,5 @@ func endpointSliceRules() *hooks {
 		}
 	}
 	h.validate, h.validateUpdate = validators(discoveryvalidation.ValidateEndpointSliceCreate, discoveryvalidation.ValidateEndpointSliceUpdate)
-	return h
+	return withDeclarativeValidation(h)
 }

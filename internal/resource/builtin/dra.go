@@ -40,7 +40,7 @@ func draKinds() []kindDef {
 // not check that a namespace allowing admin access (the
 // resource.kubernetes.io/admin-access label) holds a claim asking for it.
 
-func resourceClaimRules() *hooks {
+func resourceClaimRules() *declarativeHooks {
 	h := newHooks()
 	h.prepareCreate = func(_ context.Context, obj runtime.Object) {
 		claim := obj.(*resource.ResourceClaim)
@@ -53,10 +53,10 @@ func resourceClaimRules() *hooks {
 		resourceclaimspec.DropDisabledFields(&claim.Spec, &oldClaim.Spec)
 	}
 	h.validate, h.validateUpdate = validators(resourcevalidation.ValidateResourceClaim, resourcevalidation.ValidateResourceClaimUpdate)
-	return h
+	return withDeclarativeValidation(h)
 }
 
-func resourceClaimStatusRules() *hooks {
+func resourceClaimStatusRules() *declarativeHooks {
 	h := newHooks()
 	h.prepareUpdate = func(_ context.Context, obj, old runtime.Object) {
 		claim, oldClaim := obj.(*resource.ResourceClaim), old.(*resource.ResourceClaim)
@@ -64,10 +64,10 @@ func resourceClaimStatusRules() *hooks {
 		metav1.ResetObjectMetaForStatus(&claim.ObjectMeta, &oldClaim.ObjectMeta)
 	}
 	_, h.validateUpdate = validators(nil, resourcevalidation.ValidateResourceClaimStatusUpdate)
-	return h
+	return withDeclarativeValidation(h)
 }
 
-func resourceClaimTemplateRules() *hooks {
+func resourceClaimTemplateRules() *declarativeHooks {
 	h := newHooks()
 	h.prepareCreate = func(_ context.Context, obj runtime.Object) {
 		resourceclaimspec.DropDisabledFields(&obj.(*resource.ResourceClaimTemplate).Spec.Spec, nil)
@@ -79,5 +79,5 @@ func resourceClaimTemplateRules() *hooks {
 		func(tmpl, old *resource.ResourceClaimTemplate) field.ErrorList {
 			return append(resourcevalidation.ValidateResourceClaimTemplate(tmpl), resourcevalidation.ValidateResourceClaimTemplateUpdate(tmpl, old)...)
 		})
-	return h
+	return withDeclarativeValidation(h)
 }

@@ -131,12 +131,12 @@ func (k kindDef) describe() *resource.Descriptor {
 		statusLight:       k.statusLight,
 		json:              k.json,
 	}
-	if h, ok := k.rules.(*hooks); ok {
+	if h := hooksOf(k.rules); h != nil {
 		h.namespaced = k.namespaced
 	}
 	var subresources []string
 	for sub, s := range k.subs {
-		if h, ok := s.(*hooks); ok {
+		if h := hooksOf(s); h != nil {
 			h.namespaced = k.namespaced
 		}
 		subresources = append(subresources, sub)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -87,11 +88,12 @@ func (allowAll) Authorize(context.Context, authorizer.Attributes) (authorizer.De
 // ResourceClaims and ResourceClaimTemplates), or that lives outside
 // k8s.io/kubernetes (CRDs). Each set mirrors its upstream strategy and
 // calls upstream's validation functions; rest.ValidateCreate and
-// rest.ValidateUpdate add object metadata and declarative validation as
-// for every other kind. The functions receive internal objects; nil ones
-// do nothing.
+// rest.ValidateUpdate add object metadata, and declarative validation
+// for the kinds whose upstream strategy has it (declarativeHooks): not
+// CRDs, whose conversion to v1 for it would cost a large CRD
+// milliseconds for no rule. The functions receive internal objects; nil
+// ones do nothing.
 type hooks struct {
-	rest.DeclarativeValidation
 	names.NameGenerator
 
 	// namespaced is set from the kind's scope when the descriptor is
@@ -105,10 +107,41 @@ type hooks struct {
 	validateUpdate func(ctx context.Context, obj, old runtime.Object) field.ErrorList
 }
 
-var _ rest.RESTCreateUpdateStrategy = (*hooks)(nil)
+var (
+	_ rest.RESTCreateUpdateStrategy      = (*hooks)(nil)
+	_ rest.DeclarativeValidationStrategy = (*declarativeHooks)(nil)
+)
 
 func newHooks() *hooks {
-	return &hooks{DeclarativeValidation: rest.DeclarativeValidation{Scheme: Scheme}, NameGenerator: names.SimpleNameGenerator}
+	return &hooks{NameGenerator: names.SimpleNameGenerator}
+}
+
+// declarativeHooks are hooks whose kind's upstream strategy also runs
+// declarative validation.
+type declarativeHooks struct {
+	*hooks
+	rest.DeclarativeValidation
+}
+
+func withDeclarativeValidation(h *hooks) *declarativeHooks {
+	return &declarativeHooks{hooks: h, DeclarativeValidation: rest.DeclarativeValidation{Scheme: Scheme}}
+}
+
+func (h *hooks) ObjectKinds(obj runtime.Object) ([]schema.GroupVersionKind, bool, error) {
+	return Scheme.ObjectKinds(obj)
+}
+
+func (h *hooks) Recognizes(gvk schema.GroupVersionKind) bool { return Scheme.Recognizes(gvk) }
+
+// hooksOf returns the hooks a strategy is made of, if it is.
+func hooksOf(s any) *hooks {
+	switch h := s.(type) {
+	case *hooks:
+		return h
+	case *declarativeHooks:
+		return h.hooks
+	}
+	return nil
 }
 
 func (h *hooks) NamespaceScoped() bool                         { return h.namespaced }
