@@ -148,7 +148,7 @@ func TestCRDStatusWrittenOnce(t *testing.T) {
 	cfg := trellistest.Start(t)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	writes := func() float64 {
-		return metricValue(t, cs, "apiserver_request_total", "verb=update", "group=apiextensions.k8s.io", "version=v1",
+		return metricValue(t, cs, "apiserver_request_total", "verb=PUT", "group=apiextensions.k8s.io", "version=v1",
 			"resource=customresourcedefinitions", "subresource=status", "code=200")
 	}
 	for i := range 5 {

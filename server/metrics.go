@@ -3,10 +3,12 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trellis-project/trellis/internal/audit"
@@ -220,9 +222,40 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
-		m.requests.WithLabelValues(verb, group, version, res, sub, strconv.Itoa(rec.code)).Inc()
+		reported := reportedVerb(r, info)
+		m.requests.WithLabelValues(reported, group, version, res, sub, strconv.Itoa(rec.code)).Inc()
 		if verb != "watch" {
-			m.latency.WithLabelValues(verb, group, version, res, sub).Observe(time.Since(start).Seconds())
+			m.latency.WithLabelValues(reported, group, version, res, sub).Observe(time.Since(start).Seconds())
 		}
 	})
+}
+
+// connectSubresources are reported with the CONNECT verb, as upstream.
+var connectSubresources = map[string]bool{"log": true, "exec": true, "portforward": true, "attach": true, "proxy": true}
+
+// reportedVerb is the verb label kube-apiserver's metrics give a request:
+// the HTTP method, except LIST and WATCH for collection reads,
+// DELETECOLLECTION, APPLY for server-side apply and CONNECT for the
+// connect subresources; dashboards written for kube-apiserver select on
+// these.
+func reportedVerb(r *http.Request, info *request.Info) string {
+	if info == nil || !info.IsResourceRequest {
+		return strings.ToUpper(r.Method)
+	}
+	if connectSubresources[info.Subresource] {
+		return "CONNECT"
+	}
+	switch info.Verb {
+	case "list":
+		return "LIST"
+	case "watch":
+		return "WATCH"
+	case "deletecollection":
+		return "DELETECOLLECTION"
+	case "patch":
+		if r.Header.Get("Content-Type") == string(types.ApplyPatchType) {
+			return "APPLY"
+		}
+	}
+	return strings.ToUpper(r.Method)
 }
