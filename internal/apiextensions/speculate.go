@@ -29,6 +29,8 @@ type speculation struct {
 	kind    *fieldmanager.CustomKind
 	kindKey string
 	conv    *boundConverter
+	// expiry releases the speculation if nobody takes it in time.
+	expiry *time.Timer
 }
 
 // kindKey is what a CRD's type information depends on besides its
@@ -91,6 +93,12 @@ func (c *Controller) Validating(obj runtime.Object) {
 	sp.name = crd.Name
 	c.specMu.Lock()
 	c.speculative[crd.Name] = append(c.speculative[crd.Name], sp)
+	sp.expiry = time.AfterFunc(speculationLifetime, func() {
+		if c.dropSpeculation(sp) {
+			<-sp.done
+			sp.release()
+		}
+	})
 	c.specMu.Unlock()
 	// Only the spec is read, which neither the API nor a sync modifies.
 	go func() {
@@ -114,12 +122,6 @@ func (c *Controller) Validating(obj runtime.Object) {
 			sp.kind.Warm(c.fieldTypes)
 		}
 	}()
-	time.AfterFunc(speculationLifetime, func() {
-		if c.dropSpeculation(sp) {
-			<-sp.done
-			sp.release()
-		}
-	})
 }
 
 func (sp *speculation) release() {
@@ -145,6 +147,9 @@ func (c *Controller) takeSpeculation(crd *apiextensionsv1.CustomResourceDefiniti
 		if !sameSchemas(sp.versions, crd.Spec.Versions) || !c.dropSpeculation(sp) {
 			continue
 		}
+		// The expiry timer would keep the validated CRD's schemas alive
+		// for its whole lifetime.
+		sp.expiry.Stop()
 		<-sp.done
 		if sp.kind != nil && sp.kindKey != kindKey(crd) {
 			sp.kind.Release()

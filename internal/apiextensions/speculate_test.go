@@ -1,8 +1,10 @@
 package apiextensions
 
 import (
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -121,5 +123,28 @@ func TestSpeculationSkipsUnchangedSpec(t *testing.T) {
 	c.Validating(crd)
 	if len(c.speculative) != 0 {
 		t.Fatal("an unchanged spec was compiled")
+	}
+}
+
+// A taken speculation lets go of the validated CRD: its expiry timer,
+// which holds it, stops. (Version v2's schema is an equal copy the
+// compiled schemas do not keep.)
+func TestTakenSpeculationReleasesTheValidatedCRD(t *testing.T) {
+	c := speculationController(budget.NewPool(64 << 20))
+	copyOfV2 := func() weak.Pointer[apiextensionsv1.CustomResourceValidation] {
+		crd := schemaCRD()
+		c.Validating(crd)
+		return weak.Make(crd.Spec.Versions[1].Schema)
+	}()
+	if got := c.takeSpeculation(schemaCRD(), noneConverter{}); got.schemas == nil {
+		t.Fatal("nothing taken")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for copyOfV2.Value() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the validated CRD's schema is still reachable after its speculation was taken")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
