@@ -140,19 +140,28 @@ func EachMember(d []byte, i int, f func(keyStart, keyEnd, start int) (int, bool)
 		if !ok {
 			return 0, false
 		}
-		i = SkipSpace(d, end)
-		if i >= len(d) {
-			return 0, false
+		next, closed, ok := afterValue(d, end, '}')
+		if !ok || closed {
+			return next, ok
 		}
-		switch d[i] {
-		case ',':
-			i = SkipSpace(d, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
-		}
+		i = next
 	}
+}
+
+// afterValue reads what follows a member or element that ends at d[end]:
+// a comma (next is where the following one starts) or the closing
+// bracket (closed; next is past it).
+func afterValue(d []byte, end int, closing byte) (next int, closed, ok bool) {
+	i := SkipSpace(d, end)
+	switch {
+	case i >= len(d):
+		return 0, false, false
+	case d[i] == ',':
+		return SkipSpace(d, i+1), false, true
+	case d[i] == closing:
+		return i + 1, true, true
+	}
+	return 0, false, false
 }
 
 // EachElement calls f with where every element of the array at d[i]
@@ -173,18 +182,11 @@ func EachElement(d []byte, i int, f func(start int) (int, bool)) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		i = SkipSpace(d, end)
-		if i >= len(d) {
-			return 0, false
+		next, closed, ok := afterValue(d, end, ']')
+		if !ok || closed {
+			return next, ok
 		}
-		switch d[i] {
-		case ',':
-			i = SkipSpace(d, i+1)
-		case ']':
-			return i + 1, true
-		default:
-			return 0, false
-		}
+		i = next
 	}
 }
 

@@ -124,6 +124,18 @@ func (e *schemaEncoder) raw(v apiextensionsv1.JSON) {
 	e.buf = append(e.buf, escaped.Bytes()...)
 }
 
+// list writes a JSON array of n elements, each written by elem.
+func (e *schemaEncoder) list(n int, elem func(i int)) {
+	e.buf = append(e.buf, '[')
+	for i := range n {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		elem(i)
+	}
+	e.buf = append(e.buf, ']')
+}
+
 func (e *schemaEncoder) fail(err error) {
 	if e.err == nil {
 		e.err = err
@@ -143,17 +155,10 @@ func (e *schemaEncoder) stringList(l []string) {
 		e.buf = append(e.buf, "null"...)
 		return
 	}
-	e.buf = append(e.buf, '[')
-	for i, s := range l {
-		if i > 0 {
-			e.buf = append(e.buf, ',')
-		}
-		e.buf = appendJSONString(e.buf, s)
-	}
-	e.buf = append(e.buf, ']')
+	e.list(len(l), func(i int) { e.buf = appendJSONString(e.buf, l[i]) })
 }
 
-func (e *schemaEncoder) list(name string, l []apiextensionsv1.JSONSchemaProps) {
+func (e *schemaEncoder) schemas(name string, l []apiextensionsv1.JSONSchemaProps) {
 	if len(l) == 0 {
 		return
 	}
@@ -162,14 +167,7 @@ func (e *schemaEncoder) list(name string, l []apiextensionsv1.JSONSchemaProps) {
 }
 
 func (e *schemaEncoder) schemaList(l []apiextensionsv1.JSONSchemaProps) {
-	e.buf = append(e.buf, '[')
-	for i := range l {
-		if i > 0 {
-			e.buf = append(e.buf, ',')
-		}
-		e.props(&l[i])
-	}
-	e.buf = append(e.buf, ']')
+	e.list(len(l), func(i int) { e.props(&l[i]) })
 }
 
 func (e *schemaEncoder) schemaMap(name string, m map[string]apiextensionsv1.JSONSchemaProps) {
@@ -177,15 +175,23 @@ func (e *schemaEncoder) schemaMap(name string, m map[string]apiextensionsv1.JSON
 		return
 	}
 	e.field(name)
+	e.keyed(sortedKeys(m), func(k string) {
+		s := m[k]
+		e.props(&s)
+	})
+}
+
+// keyed writes a JSON object of the members keys (sorted, as
+// encoding/json sorts map keys), each value written by value.
+func (e *schemaEncoder) keyed(keys []string, value func(k string)) {
 	e.buf = append(e.buf, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range keys {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
 		e.buf = appendJSONString(e.buf, k)
 		e.buf = append(e.buf, ':')
-		s := m[k]
-		e.props(&s)
+		value(k)
 	}
 	e.buf = append(e.buf, '}')
 }
@@ -245,14 +251,7 @@ func (e *schemaEncoder) props(s *apiextensionsv1.JSONSchemaProps) {
 	e.float("multipleOf", s.MultipleOf)
 	if len(s.Enum) > 0 {
 		e.field("enum")
-		e.buf = append(e.buf, '[')
-		for i, v := range s.Enum {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			e.raw(v)
-		}
-		e.buf = append(e.buf, ']')
+		e.list(len(s.Enum), func(i int) { e.raw(s.Enum[i]) })
 	}
 	e.integer("maxProperties", s.MaxProperties)
 	e.integer("minProperties", s.MinProperties)
@@ -270,9 +269,9 @@ func (e *schemaEncoder) props(s *apiextensionsv1.JSONSchemaProps) {
 			e.buf = append(e.buf, "null"...)
 		}
 	}
-	e.list("allOf", s.AllOf)
-	e.list("oneOf", s.OneOf)
-	e.list("anyOf", s.AnyOf)
+	e.schemas("allOf", s.AllOf)
+	e.schemas("oneOf", s.OneOf)
+	e.schemas("anyOf", s.AnyOf)
 	if s.Not != nil {
 		e.field("not")
 		e.props(s.Not)
@@ -282,13 +281,7 @@ func (e *schemaEncoder) props(s *apiextensionsv1.JSONSchemaProps) {
 	e.schemaMap("patternProperties", s.PatternProperties)
 	if len(s.Dependencies) > 0 {
 		e.field("dependencies")
-		e.buf = append(e.buf, '{')
-		for i, k := range sortedKeys(s.Dependencies) {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			e.buf = appendJSONString(e.buf, k)
-			e.buf = append(e.buf, ':')
+		e.keyed(sortedKeys(s.Dependencies), func(k string) {
 			// JSONSchemaPropsOrStringArray.MarshalJSON.
 			switch d := s.Dependencies[k]; {
 			case len(d.Property) > 0:
@@ -298,8 +291,7 @@ func (e *schemaEncoder) props(s *apiextensionsv1.JSONSchemaProps) {
 			default:
 				e.buf = append(e.buf, "null"...)
 			}
-		}
-		e.buf = append(e.buf, '}')
+		})
 	}
 	e.propsOrBool("additionalItems", s.AdditionalItems)
 	e.schemaMap("definitions", s.Definitions)
@@ -326,11 +318,8 @@ func (e *schemaEncoder) props(s *apiextensionsv1.JSONSchemaProps) {
 	e.strPtr("x-kubernetes-map-type", s.XMapType)
 	if len(s.XValidations) > 0 {
 		e.field("x-kubernetes-validations")
-		e.buf = append(e.buf, '[')
-		for i, r := range s.XValidations {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
+		e.list(len(s.XValidations), func(i int) {
+			r := s.XValidations[i]
 			e.comma = false
 			e.buf = append(e.buf, '{')
 			e.field("rule") // not omitempty
@@ -344,8 +333,7 @@ func (e *schemaEncoder) props(s *apiextensionsv1.JSONSchemaProps) {
 			e.str("fieldPath", r.FieldPath)
 			e.boolPtr("optionalOldSelf", r.OptionalOldSelf)
 			e.buf = append(e.buf, '}')
-		}
-		e.buf = append(e.buf, ']')
+		})
 		e.comma = true
 	}
 	e.buf = append(e.buf, '}')
